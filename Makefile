@@ -1,0 +1,47 @@
+# discaflow — every target uses .venv/ in the repository root and creates it when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+# Keep TensorFlow quiet and deterministic-friendly in every target.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate clean-demo clean lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# GPU machines: swap the CPU build of TensorFlow for the CUDA one (same version).
+venv-gpu: $(STAMP)
+	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu
+	$(BIN)/python -m pip install --quiet 'tensorflow[and-cuda]==2.21.0'
+
+# The whole pipeline on the embedded demo configuration (config/config.yaml), on this machine.
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	@echo "demo finished: see results/ (README, section 'What the demo produces')"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+
+bench: bench-simulate
+
+bench-simulate: $(STAMP)
+	$(BIN)/python bench/simulate.py
+
+clean-demo:
+	rm -rf results .snakemake
+
+clean: clean-demo
+	rm -rf $(VENV) src/*.egg-info .pytest_cache

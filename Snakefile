@@ -1,0 +1,24 @@
+# discaflow — Snakemake entry point. Run `snakemake --profile profiles/local` (or profiles/slurm).
+# Rules are thin: each declares its stage's configuration section as `params`, so editing a section
+# reruns exactly that stage and what depends on it; the algorithms live in src/discaflow/.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,12 @@
+# Rule simulate_tomogram: one simulated tomogram, its noise-free density and its ground truth.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+
+from discaflow.rulerun import run_rule
+from discaflow.simulate.run import run_tomogram
+
+index = int(snakemake.wildcards.tomo.split("_")[-1])
+out = snakemake.output
+run_rule(snakemake, lambda: run_tomogram(snakemake.params.section, index, out.tomogram, out.particles, out.clean))

@@ -1,0 +1,141 @@
+"""The ``discaflow`` command: one subcommand per pipeline stage (argument parsing only).
+
+Expected problems with the input (:class:`discaflow.errors.InputError`) print one line,
+``discaflow: error: <file or key>: <what is wrong and what to do>``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from discaflow import __version__
+from discaflow.errors import InputError
+
+
+def _add_imaging_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("structures and imaging")
+    g.add_argument("--structures", nargs="+", required=True, metavar="FILE",
+                   help="density maps (MRC) or atomic models (PDB/mmCIF), one class each")
+    g.add_argument("--names", nargs="+", metavar="NAME", help="class names (default: file stems)")
+    g.add_argument("--no-assembly", action="store_true", help="atomic models: use the deposited chains, not the biological assembly")
+    g.add_argument("--voxel-size-A", type=float, required=True, help="voxel size of the output in Å")
+    g.add_argument("--box-vox", type=int, default=24, help="subtomogram box edge in voxels (sets the SNR reference box)")
+    g.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance (paper: 0.1 … 0.001)")
+    g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(-60.0, 60.0), metavar=("MIN", "MAX"))
+    g.add_argument("--tilt-step-deg", type=float, default=2.0)
+    g.add_argument("--defocus-um", type=float, default=-5.0, help="negative = underfocus")
+    g.add_argument("--voltage-kV", type=float, default=300.0)
+    g.add_argument("--cs-mm", type=float, default=2.7)
+    g.add_argument("--amplitude-contrast", type=float, default=0.07)
+    g.add_argument("--bfactor-A2", type=float, default=0.0)
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _section(args) -> dict:
+    paths = [Path(s) for s in args.structures]
+    names = args.names or [p.stem for p in paths]
+    if len(names) != len(paths):
+        raise InputError(f"--names: {len(names)} names for {len(paths)} structures; give one name per structure")
+    if len(set(names)) != len(names):
+        raise InputError("--names: class names must be unique (two structures share a file stem? name them with --names)")
+    return {
+        "structures": dict(zip(names, map(str, paths))),
+        "assembly": not args.no_assembly,
+        "voxel_size_A": args.voxel_size_A, "box_vox": args.box_vox, "snr": args.snr, "seed": args.seed,
+        "imaging": {"tilt_min_deg": args.tilt_range_deg[0], "tilt_max_deg": args.tilt_range_deg[1],
+                    "tilt_step_deg": args.tilt_step_deg, "voltage_kV": args.voltage_kV,
+                    "defocus_um": args.defocus_um, "cs_mm": args.cs_mm,
+                    "amplitude_contrast": args.amplitude_contrast, "bfactor_A2": args.bfactor_A2},
+    }
+
+
+def _check_imaging(args) -> None:
+    if args.voxel_size_A <= 0:
+        raise InputError(f"--voxel-size-A: must be > 0 Å, got {args.voxel_size_A}")
+    if args.snr <= 0:
+        raise InputError(f"--snr: must be > 0, got {args.snr}")
+    if args.box_vox < 8:
+        raise InputError(f"--box-vox: must be >= 8 voxels, got {args.box_vox}")
+    lo, hi = args.tilt_range_deg
+    if not (-90 < lo <= hi < 90) or args.tilt_step_deg <= 0:
+        raise InputError(f"--tilt-range-deg/--tilt-step-deg: need -90 < MIN <= MAX < 90 and a step > 0, got {lo} {hi} step {args.tilt_step_deg}")
+
+
+def _cmd_simulate_subtomograms(args) -> None:
+    from discaflow.simulate.run import run_subtomograms
+
+    _check_imaging(args)
+    if args.per_class < 1:
+        raise InputError(f"--per-class: must be >= 1, got {args.per_class}")
+    section = _section(args)
+    section["subtomograms"] = {"per_class": args.per_class, "max_shift_vox": args.max_shift_vox, "dtype": args.dtype}
+    run_subtomograms(section, args.out, progress=not args.quiet)
+    print(f"wrote {args.out}")
+
+
+def _cmd_simulate_tomograms(args) -> None:
+    from discaflow.simulate.run import run_tomogram, tomogram_name
+
+    _check_imaging(args)
+    if any(s < 16 for s in args.shape_xyz_vox):
+        raise InputError(f"--shape-xyz-vox: every edge must be >= 16 voxels, got {args.shape_xyz_vox}")
+    section = _section(args)
+    section["tomograms"] = {"shape_xyz_vox": args.shape_xyz_vox, "particles_per_class": args.particles_per_class,
+                            "vesicles": args.vesicles, "blobs": args.blobs}
+    out = Path(args.out_dir)
+    for i in range(args.count):
+        name = tomogram_name(i)
+        run_tomogram(section, i, out / f"{name}.mrc", out / f"{name}_particles.star",
+                     out / f"{name}_clean.mrc" if args.write_clean else None)
+        print(f"wrote {out / (name + '.mrc')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discaflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"discaflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    sim = stages.add_parser("simulate", help="simulate labelled subtomograms or whole tomograms with ground truth")
+    kinds = sim.add_subparsers(dest="kind", required=True, metavar="KIND")
+    st = kinds.add_parser("subtomograms", help="a labelled subtomogram set (HDF5 store)")
+    _add_imaging_args(st)
+    st.add_argument("--per-class", type=int, default=100, help="subtomograms per structure")
+    st.add_argument("--max-shift-vox", type=float, default=1.0, help="largest random shift from the box centre (voxels)")
+    st.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--out", required=True, help="output store (.h5)")
+    st.set_defaults(func=_cmd_simulate_subtomograms)
+
+    tm = kinds.add_parser("tomograms", help="whole tomograms (MRC) with ground-truth particle tables (STAR)")
+    _add_imaging_args(tm)
+    tm.add_argument("--count", type=int, default=1)
+    tm.add_argument("--shape-xyz-vox", nargs=3, type=int, default=[256, 256, 128], metavar=("X", "Y", "Z"))
+    tm.add_argument("--particles-per-class", type=int, default=20)
+    tm.add_argument("--vesicles", type=int, default=1, help="membrane vesicles (distractors)")
+    tm.add_argument("--blobs", type=int, default=20, help="small dense blobs (distractors)")
+    tm.add_argument("--write-clean", action="store_true", help="also write the noise-free density")
+    tm.add_argument("--out-dir", required=True)
+    tm.set_defaults(func=_cmd_simulate_tomograms)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"discaflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("discaflow: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Configuration checking: the JSON schema in ``workflow/schemas/config.schema.yaml``, with
+defaults filled in and the first problem reported as one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from discaflow.errors import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"config key '{key}': unknown key {', '.join(repr(e) for e in extra)}{hint}"
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}; add it (see config/README.md)"
+    if error.validator == "propertyNames":
+        return f"config key '{key}': name {error.instance!r} may hold only letters, digits, '_', '.', '-'"
+    return f"config key '{key}': {error.message} (see config/README.md)"
+
+
+def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate ``config`` in place (defaults filled in) and return it.
+
+    Raises :class:`InputError` with one line naming the first offending key.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise InputError(_message(best))
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML configuration file and check it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: configuration file not found")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return check_config(config)

@@ -1,0 +1,36 @@
+"""STAR particle tables through ``starfile``, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import starfile
+
+from discaflow.errors import InputError
+from discaflow.io.atomic import atomic_path
+
+
+def write_star(path: str | os.PathLike, tables: dict[str, pd.DataFrame] | pd.DataFrame) -> None:
+    """Write one table (block ``particles``) or several named blocks to ``path`` atomically."""
+    if isinstance(tables, pd.DataFrame):
+        tables = {"particles": tables}
+    with atomic_path(path) as tmp:
+        starfile.write(tables, tmp, overwrite=True)
+
+
+def read_star(path: str | os.PathLike, block: str = "particles") -> pd.DataFrame:
+    """Read one block of a STAR file as a DataFrame (an empty one when the block has no rows)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: STAR file not found")
+    try:
+        data = starfile.read(path, always_dict=True)
+    except Exception as exc:  # starfile raises many types for malformed text
+        raise InputError(f"{path}: not a readable STAR file ({type(exc).__name__}); check the file") from None
+    if block not in data:
+        if not data:
+            return pd.DataFrame()
+        raise InputError(f"{path}: no data_{block} block (found {', '.join(data)})")
+    return data[block]

@@ -1,0 +1,62 @@
+# Simulation: labelled subtomogram sets and whole tomograms with ground truth (CPU).
+
+
+rule simulate_subtomograms:
+    input:
+        sim_structure_files,
+    output:
+        f"{RESULTS}/simulated/{{sim}}/subtomograms.h5",
+    params:
+        section=sim_section,
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/simulate_subtomograms/{{sim}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../../scripts/simulate_subtomograms.py"
+
+
+rule simulate_tomogram:
+    input:
+        sim_structure_files,
+    output:
+        tomogram=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}.mrc",
+        clean=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}_clean.mrc",
+        particles=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}_particles.star",
+    params:
+        section=sim_section,
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/simulate_tomogram/{{sim}}/{{tomo}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/simulate_tomogram.py"
+
+
+rule simulation_preview:
+    input:
+        store=f"{RESULTS}/simulated/{{sim}}/subtomograms.h5",
+        tomograms=lambda wc: expand(f"{RESULTS}/simulated/{wc.sim}/tomograms/{{tomo}}.mrc", tomo=sim_tomogram_names(wc.sim)),
+        particles=lambda wc: expand(f"{RESULTS}/simulated/{wc.sim}/tomograms/{{tomo}}_particles.star", tomo=sim_tomogram_names(wc.sim)),
+    output:
+        report(
+            f"{RESULTS}/simulated/{{sim}}/preview.png",
+            caption="../report/simulation_preview.rst",
+            category="Simulation",
+        ),
+    params:
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/simulation_preview/{{sim}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/simulation_preview.py"
