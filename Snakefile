@@ -11,7 +11,11 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-configfile: "config/config.yaml"
+# The demo configuration, unless the user gives their own with --configfile (then only theirs is
+# used: merging the demo's datasets into a user's project would run them too).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -61,6 +61,7 @@ def simulate_subtomograms(
     box_vox: int = 24,
     max_shift_vox: float = 1.0,
     seed: int = 0,
+    noise_seed: int = 1,
     dtype: str = "float16",
     batch_size: int = 64,
     progress: bool = True,
@@ -68,7 +69,9 @@ def simulate_subtomograms(
     """Simulate ``per_class`` subtomograms of every structure into a store at ``out_path``.
 
     Subtomograms come in random class order; ground truth (label, Euler angles, shift) is stored
-    alongside. Returns a summary (counts, noise variance).
+    alongside. ``seed`` fixes the particles (classes, rotations, shifts); the noise comes from its
+    own stream, ``(seed, noise_seed)``, so the same particles can be drawn again with fresh noise.
+    Returns a summary (counts, noise variance).
     """
     if per_class < 1:
         raise InputError(f"per_class must be >= 1, got {per_class}")
@@ -77,6 +80,7 @@ def simulate_subtomograms(
             raise ValueError("structures must be loaded at the imaging voxel size")
     check_fits(structures, box_vox, max_shift_vox)
     rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng([seed, 100 + noise_seed])
     b = box_vox
     h = transfer_function((b, b, b), imaging, object_size_A=b * imaging.voxel_size_A)
     noise_var = noise_variance(structures, imaging, b, seed)
@@ -90,7 +94,7 @@ def simulate_subtomograms(
     eulers = euler_zyz_deg(rotations)
     meta = {
         "simulation": {
-            "imaging": vars(imaging), "box_vox": b, "max_shift_vox": max_shift_vox, "seed": seed,
+            "imaging": vars(imaging), "box_vox": b, "max_shift_vox": max_shift_vox, "seed": seed, "noise_seed": noise_seed,
             "per_class": per_class, "noise_variance": noise_var,
             "structures": [{"name": s.name, "source": os.path.basename(s.source)} for s in structures],
         }
@@ -99,7 +103,7 @@ def simulate_subtomograms(
         for start in tqdm(range(0, n, batch_size), desc="simulate subtomograms", unit="batch", disable=not progress):
             idx = np.arange(start, min(n, start + batch_size))
             clean = np.stack([place_in_box(structures[labels[i]], rotations[int(i)], shifts[i], b) for i in idx])
-            noisy = apply_filter(clean, h) + filtered_noise(clean.shape, h, noise_var, rng)
+            noisy = apply_filter(clean, h) + filtered_noise(clean.shape, h, noise_var, noise_rng)
             w.append(noisy, label=labels[idx], euler_deg=eulers[idx], shift_vox=shifts[idx])
     log.info("wrote %d subtomograms (%d classes) to %s", n, len(structures), out_path)
     return {"n": n, "classes": [s.name for s in structures], "noise_variance": noise_var}

@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+STRUCTURES = REPO / "resources" / "structures"
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def demo_structures():
+    """Three shipped maps at 16 Å/voxel (fit a 24-voxel box)."""
+    from discaflow.simulate.structures import load_structure
+
+    return [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]

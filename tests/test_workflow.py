@@ -1,0 +1,100 @@
+"""The Snakemake workflow: demo dry run, configuration checking, a tiny real run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from discaflow.config import check_config, load_config
+from discaflow.errors import InputError
+
+from conftest import REPO, STRUCTURES
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_demo_config_is_valid_and_documented():
+    config = load_config(REPO / "config" / "config.yaml")
+    readme = (REPO / "config" / "README.md").read_text()
+    section = config["simulation"]["demo"]
+    keys = {"results", *section, *section["imaging"], *section["subtomograms"], *section["tomograms"]}
+    missing = [k for k in keys if f"`{k}`" not in readme]
+    assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_demo_dry_run(tmp_path):
+    proc = _snakemake("-n", "--cores", "1", "--config", f"results={tmp_path / 'results'}")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    for rule, count in [("simulate_subtomograms", 1), ("simulate_tomogram", 3), ("simulation_preview", 1)]:
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
+
+
+def _demo():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c.update(colour="red"), "config key '(top level)': unknown key 'colour'"),
+    (lambda c: c["simulation"]["demo"].update(snr=-1), "config key 'simulation.demo.snr'"),
+    (lambda c: c["simulation"]["demo"].update(voxel_size_A="big"), "config key 'simulation.demo.voxel_size_A': 'big' is not of type 'number'"),
+    (lambda c: c["simulation"]["demo"]["imaging"].update(tilt_max_deg=95), "config key 'simulation.demo.imaging.tilt_max_deg'"),
+    (lambda c: c["simulation"]["demo"]["tomograms"].update(shape_xyz_vox=[64, 64]), "config key 'simulation.demo.tomograms.shape_xyz_vox'"),
+    (lambda c: c["simulation"]["demo"].pop("voxel_size_A"), "config key 'simulation.demo': 'voxel_size_A' is a required property"),
+    (lambda c: c["simulation"]["demo"]["subtomograms"].update(dtype="int8"), "config key 'simulation.demo.subtomograms.dtype'"),
+])
+def test_schema_rejects_bad_config_with_one_line(edit, expected):
+    config = _demo()
+    edit(config)
+    with pytest.raises(InputError) as err:
+        check_config(config)
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
+
+
+def test_schema_fills_defaults():
+    config = {"results": "r", "simulation": {"x": {"structures": {"a": "a.mrc"}, "voxel_size_A": 10}}}
+    check_config(config)
+    section = config["simulation"]["x"]
+    assert section["box_vox"] == 24 and section["imaging"]["tilt_max_deg"] == 60 and section["tomograms"]["count"] == 3
+
+
+def test_workflow_stops_on_bad_config_before_any_job(tmp_path):
+    config = _demo()
+    config["results"] = str(tmp_path / "results")
+    config["simulation"]["demo"]["imaging"]["defocus_um"] = "far"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake("--cores", "1", "--configfile", str(tmp_path / "c.yaml"))
+    assert proc.returncode != 0
+    assert "config key 'simulation.demo.imaging.defocus_um': 'far' is not of type 'number'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_tiny_workflow_run(tmp_path):
+    config = {
+        "results": str(tmp_path / "results"),
+        "simulation": {"tiny": {
+            "structures": {"p20S": str(STRUCTURES / "3j9i.mrc"), "rubisco": str(STRUCTURES / "1bxn.mrc")},
+            "voxel_size_A": 16.0, "snr": 0.1,
+            "subtomograms": {"per_class": 4},
+            "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 32], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
+        }},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake("--cores", "2", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    root = tmp_path / "results" / "simulated" / "tiny"
+    for rel in ["subtomograms.h5", "preview.png", "tomograms/tomo_000.mrc", "tomograms/tomo_001_particles.star",
+                "tomograms/tomo_001_clean.mrc"]:
+        assert (root / rel).stat().st_size > 0, rel
+    # nothing to do on a second run
+    again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
+    assert "Nothing to be done" in again.stdout + again.stderr
