@@ -77,7 +77,8 @@ def _cmd_simulate_subtomograms(args) -> None:
 
 
 def _cmd_simulate_tomograms(args) -> None:
-    from discaflow.simulate.run import run_tomogram, tomogram_name
+    from discaflow.datasets import tomogram_name
+    from discaflow.simulate.run import run_tomogram
 
     _check_imaging(args)
     if any(s < 16 for s in args.shape_xyz_vox):

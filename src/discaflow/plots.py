@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -61,4 +62,42 @@ def plot_simulation_preview(tomogram_mrc: str | os.PathLike, particles_star, sto
             if j == 0:
                 a.set_ylabel(name, fontsize=8, color=CLASS_COLORS[k % 10])
     fig.text(0.55, 0.93, "labelled subtomograms (central XY slice)", fontsize=10)
+    _save(fig, out_png)
+
+
+def plot_picks(tomogram_mrc, picks_star, out_png, target_voxel_size_A=None, voxel_size_A=None, truth_star=None,
+               slab_half_vox: int = 2) -> None:
+    """Central XY slab of a (binned) tomogram with the picks circled, and the ground truth if given."""
+    from discaflow.io.slabs import SlabReader, read_binned_rows
+    from discaflow.pick import binning_factor, resolve_voxel_size
+
+    reader = SlabReader(tomogram_mrc)
+    vs = resolve_voxel_size(reader, voxel_size_A)
+    f = binning_factor(vs, target_voxel_size_A)
+    nzb = reader.shape[0] // f
+    z0 = nzb // 2
+    slab = read_binned_rows(reader, z0 - slab_half_vox, z0 + slab_half_vox + 1, f).mean(axis=0)
+    picks = read_star(picks_star)
+    fig, ax = plt.subplots(figsize=(8, 8 * slab.shape[0] / slab.shape[1] + 0.6))
+    lo, hi = np.percentile(slab, [1, 99])
+    ax.imshow(slab, cmap="gray", vmin=lo, vmax=hi, origin="lower")
+
+    def near(table):
+        zb = (table["rlnCoordinateZ"] - (f - 1) / 2) / f
+        sel = table[np.abs(zb - z0) <= 4]
+        return (sel["rlnCoordinateX"] - (f - 1) / 2) / f, (sel["rlnCoordinateY"] - (f - 1) / 2) / f
+
+    n_truth = 0
+    if truth_star is not None:
+        truth = read_star(truth_star)
+        tx, ty = near(truth)
+        n_truth = len(tx)
+        ax.scatter(tx, ty, s=260, marker="s", facecolors="none", edgecolors="#1f77b4", linewidths=1.2, label=f"ground truth ({n_truth})")
+    if len(picks):
+        px, py = near(picks)
+        ax.scatter(px, py, s=140, facecolors="none", edgecolors="#ff7f0e", linewidths=1.5, label=f"DoG picks ({len(px)})")
+    ax.set_title(f"{Path(str(tomogram_mrc)).name}: picks within ±4 voxels of z = {z0} (binning {f}, {vs * f:g} Å/voxel); "
+                 f"{len(picks)} picks in the tomogram", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    ax.set_xticks([]); ax.set_yticks([])
     _save(fig, out_png)

@@ -2,6 +2,7 @@
 
 import discaflow
 from discaflow.config import check_config, SCHEMA_PATH
+from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
 
 try:
@@ -18,7 +19,8 @@ VERSION = discaflow.__version__
 
 wildcard_constraints:
     sim=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    tomo=r"tomo_\d{3}",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    tomo=r"[^/]+",
 
 
 def sim_section(wildcards):
@@ -30,9 +32,41 @@ def sim_structure_files(wildcards):
 
 
 def sim_tomogram_names(sim):
-    from discaflow.simulate.run import tomogram_name
-
     return [tomogram_name(i) for i in range(config["simulation"][sim]["tomograms"]["count"])]
+
+
+# dataset -> {tomogram name -> path}; problems stop the run here, before any job.
+try:
+    DATASETS = {ds: dataset_tomograms(config, ds, RESULTS) for ds in config["datasets"]}
+except InputError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
+def tomogram_path(wildcards):
+    return DATASETS[wildcards.dataset][wildcards.tomo]
+
+
+def dataset_mask(wildcards):
+    mask = config["datasets"][wildcards.dataset].get("mask")
+    return [mask] if mask else []
+
+
+def settings(stage):
+    return lambda wildcards: stage_settings(config, wildcards.dataset, stage)
+
+
+def dataset_geometry(wildcards):
+    """Voxel size and binning target of a dataset (used by picking and extraction)."""
+    section = config["datasets"][wildcards.dataset]
+    return {"voxel_size_A": section["voxel_size_A"], "target_voxel_size_A": section["target_voxel_size_A"]}
+
+
+def simulated_truth(dataset):
+    """Ground-truth STAR files of a simulated dataset (empty for real data)."""
+    section = config["datasets"][dataset]
+    if "simulated" not in section:
+        return []
+    return [f"{RESULTS}/simulated/{section['simulated']}/tomograms/{t}_particles.star" for t in DATASETS[dataset]]
 
 
 def all_outputs():
@@ -41,4 +75,9 @@ def all_outputs():
         out.append(f"{RESULTS}/simulated/{sim}/subtomograms.h5")
         out += expand(f"{RESULTS}/simulated/{sim}/tomograms/{{tomo}}.mrc", tomo=sim_tomogram_names(sim))
         out.append(f"{RESULTS}/simulated/{sim}/preview.png")
+    for ds in config["datasets"]:
+        out.append(f"{RESULTS}/{ds}/subtomograms.h5")
+        out.append(f"{RESULTS}/{ds}/picks_preview.png")
+        if simulated_truth(ds):
+            out.append(f"{RESULTS}/{ds}/picking_evaluation.json")
     return out

@@ -26,6 +26,8 @@ rule simulate_tomogram:
         tomogram=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}.mrc",
         clean=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}_clean.mrc",
         particles=f"{RESULTS}/simulated/{{sim}}/tomograms/{{tomo}}_particles.star",
+    wildcard_constraints:
+        tomo=r"tomo_\d{3}",
     params:
         section=sim_section,
         version=VERSION,

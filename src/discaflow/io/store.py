@@ -67,6 +67,7 @@ class StoreWriter:
     dtype: ``"float16"`` (default, half the disk) or ``"float32"``.
     binning: binning factor between the source tomograms and the subtomograms.
     normalize: normalise each subtomogram to zero mean and unit variance on append.
+    input_normalized: the batches given are normalised already (e.g. copied from another store).
     compression: ``"gzip"`` (readable by any HDF5 tool) or ``"lzf"`` (faster, h5py only).
     """
 
@@ -78,10 +79,11 @@ class StoreWriter:
         dtype: str = "float16",
         binning: float = 1.0,
         normalize: bool = True,
+        input_normalized: bool = False,
         compression: str = "gzip",
         tomogram_names: Sequence[str] = (),
         class_names: Sequence[str] = (),
-        source_files: Sequence[str | os.PathLike] = (),
+        source_files: Sequence[str | os.PathLike | dict] = (),
         metadata: dict | None = None,
     ):
         if dtype not in _DTYPES:
@@ -110,11 +112,12 @@ class StoreWriter:
         a["voxel_size_A"] = float(voxel_size_A)
         a["box_vox"] = b
         a["binning"] = float(binning)
-        a["normalized"] = bool(normalize)
+        a["normalized"] = bool(normalize or input_normalized)
         a["software_version"] = __version__
         a["tomogram_names"] = json.dumps(list(tomogram_names))
         a["class_names"] = json.dumps(list(class_names))
-        files = [{"name": Path(f).name, "size_bytes": Path(f).stat().st_size} for f in source_files]
+        files = [f if isinstance(f, dict) else {"name": Path(f).name, "size_bytes": Path(f).stat().st_size}
+                 for f in source_files]
         a["source_files"] = json.dumps(files)
         a["metadata"] = json.dumps(metadata or {})
 

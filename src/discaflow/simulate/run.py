@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from discaflow.datasets import tomogram_name
 from discaflow.io.mrc import write_volume
 from discaflow.io.star import write_star
 from discaflow.simulate.imaging import Imaging
@@ -47,10 +48,6 @@ def run_subtomograms(section: dict, out_path, base_dir=".", progress=True) -> di
         max_shift_vox=float(sub.get("max_shift_vox", 1.0)), seed=int(section.get("seed", 0)),
         dtype=sub.get("dtype", "float16"), progress=progress,
     )
-
-
-def tomogram_name(index: int) -> str:
-    return f"tomo_{index:03d}"
 
 
 def run_tomogram(section: dict, index: int, out_mrc, out_star, out_clean=None, base_dir=".") -> None:

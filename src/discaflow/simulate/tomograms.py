@@ -160,6 +160,7 @@ def simulate_tomogram(
         "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
         "rlnClassNumber": labels + 1,
         "dfClassName": [structures[k].name for k in labels],
+        "dfRadiusAngst": [structures[k].radius_vox * imaging.voxel_size_A for k in labels],
         "rlnImagePixelSize": imaging.voxel_size_A,
     })
     return SimulatedTomogram(name=name, tomogram=tomo, clean=clean, particles=table, voxel_size_A=imaging.voxel_size_A)

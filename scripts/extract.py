@@ -1,0 +1,12 @@
+# Rule extract: subtomograms of one tomogram at its picks -> per-tomogram store.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+
+from discaflow.extract import run_extract
+from discaflow.rulerun import run_rule
+
+p = snakemake.params
+run_rule(snakemake, lambda: run_extract(snakemake.input.tomogram, snakemake.input.picks, snakemake.output[0], p.extract,
+                                        tomo_name=snakemake.wildcards.tomo, **p.geometry))

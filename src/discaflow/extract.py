@@ -1,0 +1,147 @@
+"""Extraction of subtomograms at picked positions into the HDF5 store, in bounded memory.
+
+Boxes are cut from the binned tomogram (block averaging, the same binning as picking). Particles are
+visited in z order through a row cache, so every binned row is read once and memory holds about one
+box height of binned rows. A particle's box is centred on the binned voxel nearest to its position;
+boxes that cross the tomogram edge are skipped (default) or padded with the box's mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from discaflow.errors import InputError
+from discaflow.io.slabs import BinnedRowCache, SlabReader, binned_shape
+from discaflow.io.store import StoreWriter, SubtomogramStore
+from discaflow.pick import binning_factor, resolve_voxel_size
+
+log = logging.getLogger(__name__)
+
+COORD_COLUMNS = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
+
+
+def binned_centres(xyz_unbinned: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest binned voxel (z, y, x) of unbinned 0-based positions (x, y, z)."""
+    return np.rint((np.asarray(xyz_unbinned, float)[:, ::-1] - (factor - 1) / 2.0) / factor).astype(np.int64)
+
+
+def extract_tomogram(
+    tomogram_path: str | os.PathLike,
+    picks: pd.DataFrame,
+    out_path: str | os.PathLike,
+    box_vox: int = 24,
+    voxel_size_A: float | None = None,
+    target_voxel_size_A: float | None = None,
+    dtype: str = "float16",
+    edge: str = "skip",
+    batch_size: int = 256,
+    tomo_name: str | None = None,
+) -> dict:
+    """Extract the particles of one tomogram into a store at ``out_path``; returns counts."""
+    if edge not in ("skip", "pad"):
+        raise InputError(f"extract.edge: must be 'skip' or 'pad', got {edge!r}")
+    reader = SlabReader(tomogram_path)
+    vs = resolve_voxel_size(reader, voxel_size_A)
+    factor = binning_factor(vs, target_voxel_size_A)
+    bshape = binned_shape(reader.shape, factor)
+    b = int(box_vox)
+    if min(bshape) < b:
+        raise InputError(f"{reader.path}: binned tomogram {bshape[::-1]} (x, y, z) is smaller than the {b}-voxel box; "
+                         "use a smaller box_vox or less binning")
+    missing = [c for c in COORD_COLUMNS if c not in picks.columns]
+    if missing and len(picks):
+        raise InputError(f"particle table for {reader.path.name} lacks columns {missing}")
+    name = tomo_name or reader.path.stem
+    n = len(picks)
+    xyz = picks[COORD_COLUMNS].to_numpy(float) if n else np.zeros((0, 3))
+    score = picks["rlnAutopickFigureOfMerit"].to_numpy(float) if n and "rlnAutopickFigureOfMerit" in picks else np.full(n, np.nan)
+    centres = binned_centres(xyz, factor)
+    start = centres - b // 2
+    inside = np.all((start >= 0) & (start + b <= np.array(bshape)), axis=1)
+    if edge == "skip":
+        sel = np.flatnonzero(inside)
+    else:
+        sel = np.arange(n)
+    n_edge = int((~inside).sum())
+    order = sel[np.argsort(start[sel, 0], kind="stable")]
+    cache = BinnedRowCache(reader, factor)
+    meta = {"extract": {"tomogram": reader.path.name, "edge": edge, "skipped_at_edge": n_edge if edge == "skip" else 0,
+                        "padded_at_edge": n_edge if edge == "pad" else 0}}
+    with StoreWriter(out_path, b, vs * factor, dtype=dtype, binning=factor, tomogram_names=[name],
+                     source_files=[reader.path], metadata=meta) as writer:
+        for i0 in range(0, len(order), batch_size):
+            idx = order[i0: i0 + batch_size]
+            batch = np.empty((len(idx), b, b, b), np.float32)
+            for j, k in enumerate(idx):
+                z0, y0, x0 = start[k]
+                lo, hi = max(z0, 0), min(z0 + b, bshape[0])
+                rows = cache.get(lo, hi)
+                box = np.full((b, b, b), np.nan, np.float32)
+                ys, ye = max(y0, 0), min(y0 + b, bshape[1])
+                xs, xe = max(x0, 0), min(x0 + b, bshape[2])
+                box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0] = rows[:, ys:ye, xs:xe]
+                if not inside[k]:
+                    box[np.isnan(box)] = np.nanmean(box)
+                batch[j] = box
+            writer.append(batch, coords=xyz[idx], tomogram=0, score=score[idx])
+    if n_edge:
+        verb = "skipped" if edge == "skip" else "padded"
+        log.info("%s: %d of %d particles %s because their box crosses the tomogram edge", reader.path, n_edge, n, verb)
+    log.info("%s: extracted %d subtomograms of %d³ at %.2f Å/voxel (binning %d)", reader.path, len(order), b, vs * factor, factor)
+    return {"tomogram": name, "picked": n, "extracted": int(len(order)), "edge": n_edge, "binning": factor}
+
+
+def gather_stores(stores: Sequence[str | os.PathLike], out_path: str | os.PathLike, dataset: str = "dataset",
+                  batch_size: int = 1024) -> dict:
+    """Merge per-tomogram stores into one dataset store (tomogram indices renumbered).
+
+    All inputs must share box, voxel size and dtype. A dataset with no particles at all is an error.
+    """
+    paths = [Path(p) for p in stores]
+    if not paths:
+        raise InputError(f"dataset {dataset}: no tomograms to gather")
+    opened = [SubtomogramStore(p) for p in paths]
+    try:
+        first = opened[0]
+        for s in opened[1:]:
+            if (s.box_vox, s.voxel_size_A, s.dtype) != (first.box_vox, first.voxel_size_A, first.dtype):
+                raise InputError(f"{s.path}: box {s.box_vox}, voxel {s.voxel_size_A} Å, {s.dtype} differ from "
+                                 f"{first.path} ({first.box_vox}, {first.voxel_size_A} Å, {first.dtype}); extract all tomograms alike")
+        total = sum(len(s) for s in opened)
+        if total == 0:
+            raise InputError(f"dataset {dataset}: no particles were picked in any of its {len(paths)} tomograms; "
+                             "lower pick.threshold_t, use pick.threshold: percentile, or check pick.polarity")
+        names = [n for s in opened for n in s.tomogram_names]
+        sources = [f for s in opened for f in s.source_files]
+        per_tomo = {s.tomogram_names[0] if s.tomogram_names else s.path.stem: s.metadata.get("extract", {}) for s in opened}
+        with StoreWriter(out_path, first.box_vox, first.voxel_size_A, dtype=str(first.dtype), binning=first.binning,
+                         normalize=False, input_normalized=first.normalized, tomogram_names=names,
+                         source_files=sources, metadata={"dataset": dataset, "extract": per_tomo}) as w:
+            offset = 0
+            for s in opened:
+                coords, tomo, score = s.column("coords"), s.column("tomogram"), s.column("score")
+                for a in range(0, len(s), batch_size):
+                    e = min(len(s), a + batch_size)
+                    w.append(s.read(a, e), coords=coords[a:e], tomogram=np.where(tomo[a:e] >= 0, tomo[a:e] + offset, -1), score=score[a:e])
+                offset += len(s.tomogram_names)
+    finally:
+        for s in opened:
+            s.close()
+    log.info("dataset %s: %d subtomograms from %d tomograms", dataset, total, len(paths))
+    return {"dataset": dataset, "n": total, "tomograms": len(paths)}
+
+
+def run_extract(tomogram, picks_star, out_path, settings: dict, voxel_size_A=None, target_voxel_size_A=None,
+                tomo_name=None) -> dict:
+    """Extract one tomogram with a configuration ``extract`` section."""
+    from discaflow.io.star import read_star
+
+    return extract_tomogram(tomogram, read_star(picks_star), out_path, box_vox=settings.get("box_vox", 24),
+                            voxel_size_A=voxel_size_A, target_voxel_size_A=target_voxel_size_A,
+                            dtype=settings.get("dtype", "float16"), edge=settings.get("edge", "skip"), tomo_name=tomo_name)

@@ -1,0 +1,37 @@
+"""Scores shared by tests and benchmarks: picking recall/precision against ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+XYZ = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
+
+
+def match_picks(picks: pd.DataFrame, truth: pd.DataFrame, radius_vox) -> dict:
+    """Recall and precision of picks against true particles of one tomogram.
+
+    A true particle counts as found when a pick lies within its radius (``radius_vox``: a number or
+    one value per true particle, in the coordinates' pixels); a pick is correct when it lies within
+    the radius of some true particle.
+    """
+    truth_xyz = truth[XYZ].to_numpy(float)
+    pick_xyz = picks[XYZ].to_numpy(float) if len(picks) else np.zeros((0, 3))
+    radius = np.broadcast_to(np.asarray(radius_vox, float), (len(truth_xyz),))
+    if len(truth_xyz) == 0 or len(pick_xyz) == 0:
+        return {"true": len(truth_xyz), "picked": len(pick_xyz), "found": 0, "correct_picks": 0,
+                "recall": 0.0 if len(truth_xyz) else float("nan"), "precision": 0.0 if len(pick_xyz) else float("nan")}
+    d, _ = cKDTree(pick_xyz).query(truth_xyz)
+    found = d <= radius
+    # a pick is correct if within the radius of its nearest true particle (by normalised distance)
+    dist = np.linalg.norm(pick_xyz[:, None, :] - truth_xyz[None], axis=2) / radius[None]
+    correct = dist.min(axis=1) <= 1.0
+    return {"true": len(truth_xyz), "picked": len(pick_xyz), "found": int(found.sum()), "correct_picks": int(correct.sum()),
+            "recall": float(found.mean()), "precision": float(correct.mean())}
+
+
+def inside_border(xyz: np.ndarray, shape_xyz, border) -> np.ndarray:
+    """Which positions lie at least ``border`` pixels from every face of a volume of ``shape_xyz``."""
+    xyz = np.asarray(xyz, float)
+    return np.all((xyz >= border) & (xyz <= np.asarray(shape_xyz, float) - 1 - border), axis=1)
