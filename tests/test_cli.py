@@ -73,3 +73,25 @@ def test_cli_error_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("discaflow: error: ")
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_pick_extract_gather_cli(tmp_path):
+    assert main(["simulate", "tomograms", "--structures", *MAPS, "--voxel-size-A", "16", "--count", "1",
+                 "--shape-xyz-vox", "96", "96", "48", "--particles-per-class", "3", "--blobs", "0",
+                 "--vesicles", "0", "--out-dir", str(tmp_path)]) == 0
+    tomo = str(tmp_path / "tomo_000.mrc")
+    assert main(["pick", tomo, "--box-vox", "16", "--top-n", "6", "--out", str(tmp_path / "p.star")]) == 0
+    assert len(read_star(tmp_path / "p.star")) == 6
+    assert main(["extract", tomo, str(tmp_path / "p.star"), "--box-vox", "16", "--out", str(tmp_path / "e.h5")]) == 0
+    assert main(["gather", str(tmp_path / "e.h5"), "--out", str(tmp_path / "all.h5")]) == 0
+    with SubtomogramStore(tmp_path / "all.h5") as s:
+        assert len(s) == 6 and s.box_vox == 16
+
+
+def test_pick_cli_bad_input(tmp_path, capsys):
+    bad = tmp_path / "bad.mrc"
+    bad.write_text("not a tomogram")
+    assert main(["pick", str(bad), "--out", str(tmp_path / "p.star")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.mrc" in err[0]
+    assert not (tmp_path / "p.star").exists()

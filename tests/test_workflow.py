@@ -25,7 +25,8 @@ def test_demo_config_is_valid_and_documented():
     config = load_config(REPO / "config" / "config.yaml")
     readme = (REPO / "config" / "README.md").read_text()
     section = config["simulation"]["demo"]
-    keys = {"results", *section, *section["imaging"], *section["subtomograms"], *section["tomograms"]}
+    keys = {"results", *section, *section["imaging"], *section["subtomograms"], *section["tomograms"],
+            "pick", *config["pick"], "extract", *config["extract"], "datasets", *config["datasets"]["demo"], "tomograms"}
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"config/README.md does not document {missing}"
 
@@ -34,7 +35,8 @@ def test_demo_dry_run(tmp_path):
     proc = _snakemake("-n", "--cores", "1", "--config", f"results={tmp_path / 'results'}")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
-    for rule, count in [("simulate_subtomograms", 1), ("simulate_tomogram", 3), ("simulation_preview", 1)]:
+    for rule, count in [("simulate_subtomograms", 1), ("simulate_tomogram", 3), ("simulation_preview", 1), ("pick", 3),
+                        ("extract", 3), ("gather_subtomograms", 1), ("picks_preview", 1), ("evaluate_picking", 1)]:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
@@ -57,6 +59,36 @@ def test_schema_rejects_bad_config_with_one_line(edit, expected):
     with pytest.raises(InputError) as err:
         check_config(config)
     assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
+
+
+def test_dataset_overrides_mirror_the_stage_sections():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
+    for stage in ("pick", "extract"):
+        base = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema[stage]["properties"].items()}
+        assert schema[f"{stage}_override"]["properties"] == base
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c, d: c["datasets"]["demo"].update(simulated="nope"), "config key 'datasets.demo.simulated': no simulation section named 'nope'"),
+    (lambda c, d: c["datasets"].update(real={"tomograms": f"{d}/none/*.mrc"}), "config key 'datasets.real.tomograms': '"),
+    (lambda c, d: c["datasets"].update(real={"tomograms": [f"{d}/a.mrc"]}), "config key 'datasets.real.tomograms': "),
+    (lambda c, d: c["datasets"].update(real={"tomograms": f"{d}/*/x.mrc"}), "config key 'datasets.real.tomograms': "),
+])
+def test_dataset_problems_are_found_before_any_job(tmp_path, edit, expected):
+    from discaflow.datasets import dataset_tomograms
+
+    for sub in ("one", "two"):  # two tomograms with the same name in different folders
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.mrc").write_bytes(b"")
+    config = _demo()
+    edit(config, tmp_path)
+    check_config(config)
+    name = "real" if "real" in config["datasets"] else "demo"
+    with pytest.raises(InputError) as err:
+        dataset_tomograms(config, name, "results")
+    message = str(err.value)
+    assert message.startswith(expected) and "\n" not in message, message
+    assert any(w in message for w in ("no simulation", "matches no file", "file not found", "have the same name 'x'")), message
 
 
 def test_schema_fills_defaults():
@@ -85,8 +117,10 @@ def test_tiny_workflow_run(tmp_path):
             "structures": {"p20S": str(STRUCTURES / "3j9i.mrc"), "rubisco": str(STRUCTURES / "1bxn.mrc")},
             "voxel_size_A": 16.0, "snr": 0.1,
             "subtomograms": {"per_class": 4},
-            "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 32], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
+            "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
         }},
+        "extract": {"box_vox": 16},
+        "datasets": {"tiny": {"simulated": "tiny"}},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     proc = _snakemake("--cores", "2", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
@@ -95,6 +129,8 @@ def test_tiny_workflow_run(tmp_path):
     for rel in ["subtomograms.h5", "preview.png", "tomograms/tomo_000.mrc", "tomograms/tomo_001_particles.star",
                 "tomograms/tomo_001_clean.mrc"]:
         assert (root / rel).stat().st_size > 0, rel
+    for rel in ["subtomograms.h5", "picks/tomo_000.star", "picks/tomo_001.star", "picks_preview.png", "picking_evaluation.json"]:
+        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
     # nothing to do on a second run
     again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -94,6 +94,38 @@ def _cmd_simulate_tomograms(args) -> None:
         print(f"wrote {out / (name + '.mrc')}")
 
 
+def _cmd_pick(args) -> None:
+    from discaflow.pick import run_pick
+
+    settings = {"particle_radius_A": args.particle_radius_A, "sigma_ratio": args.sigma_ratio, "polarity": args.polarity,
+                "threshold": args.threshold, "threshold_t": args.threshold_t, "percentile": args.percentile,
+                "top_n": args.top_n, "min_distance_A": args.min_distance_A, "slab_vox": args.slab_vox}
+    summary = run_pick(args.tomogram, args.out, settings, box_vox=args.box_vox, voxel_size_A=args.voxel_size_A,
+                       target_voxel_size_A=args.target_voxel_size_A, mask=args.mask, threads=args.threads)
+    print(f"wrote {args.out}: {summary['picked']} particles")
+
+
+def _cmd_extract(args) -> None:
+    from discaflow.extract import run_extract
+
+    counts = run_extract(args.tomogram, args.picks, args.out, {"box_vox": args.box_vox, "dtype": args.dtype, "edge": args.edge},
+                         voxel_size_A=args.voxel_size_A, target_voxel_size_A=args.target_voxel_size_A)
+    print(f"wrote {args.out}: {counts['extracted']} subtomograms ({counts['edge']} at the edge)")
+
+
+def _cmd_gather(args) -> None:
+    from discaflow.extract import gather_stores
+
+    summary = gather_stores(args.stores, args.out, dataset=args.dataset)
+    print(f"wrote {args.out}: {summary['n']} subtomograms from {summary['tomograms']} tomograms")
+
+
+def _add_geometry_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--voxel-size-A", type=float, default=None, help="tomogram voxel size in Å (default: the MRC header)")
+    p.add_argument("--target-voxel-size-A", type=float, default=None, help="bin (block average) to about this voxel size")
+    p.add_argument("--box-vox", type=int, default=24, help="extraction box in binned voxels (picking excludes half a box at the faces)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="discaflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"discaflow {__version__}")
@@ -121,6 +153,38 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--write-clean", action="store_true", help="also write the noise-free density")
     tm.add_argument("--out-dir", required=True)
     tm.set_defaults(func=_cmd_simulate_tomograms)
+
+    pk = stages.add_parser("pick", help="template-free DoG picking of one tomogram -> STAR")
+    pk.add_argument("tomogram", help="MRC/.rec tomogram")
+    _add_geometry_args(pk)
+    pk.add_argument("--particle-radius-A", type=float, default=70.0, help="sets σ1 (at least 2 binned voxels)")
+    pk.add_argument("--sigma-ratio", type=float, default=1.1, help="σ2 / σ1")
+    pk.add_argument("--polarity", choices=["dark", "bright"], default="dark", help="dark: raw tomograms; bright: inverted")
+    pk.add_argument("--threshold", choices=["reference", "percentile", "none"], default="reference")
+    pk.add_argument("--threshold-t", type=float, default=3.0, help="reference rule T = m + t (M - m) / 20")
+    pk.add_argument("--percentile", type=float, default=99.0, help="percentile mode: keep peaks above this percentile")
+    pk.add_argument("--top-n", type=int, default=None, help="keep at most this many picks (strongest first)")
+    pk.add_argument("--min-distance-A", type=float, default=None, help="non-maximum suppression distance (default: the radius)")
+    pk.add_argument("--mask", default=None, help="MRC mask on the tomogram's (or binned) grid; picks only where > 0.5")
+    pk.add_argument("--slab-vox", type=int, default=32, help="binned z rows filtered at once (sets peak memory)")
+    pk.add_argument("--threads", type=int, default=2)
+    pk.add_argument("--out", required=True, help="output STAR file")
+    pk.set_defaults(func=_cmd_pick)
+
+    ex = stages.add_parser("extract", help="extract subtomograms at picked positions -> HDF5 store")
+    ex.add_argument("tomogram")
+    ex.add_argument("picks", help="STAR particle table (rlnCoordinateX/Y/Z in unbinned pixels)")
+    _add_geometry_args(ex)
+    ex.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    ex.add_argument("--edge", choices=["skip", "pad"], default="skip", help="boxes crossing the tomogram edge")
+    ex.add_argument("--out", required=True, help="output store (.h5)")
+    ex.set_defaults(func=_cmd_extract)
+
+    ga = stages.add_parser("gather", help="merge per-tomogram stores into one dataset store")
+    ga.add_argument("stores", nargs="+")
+    ga.add_argument("--dataset", default="dataset", help="dataset name recorded in the store")
+    ga.add_argument("--out", required=True)
+    ga.set_defaults(func=_cmd_gather)
     return parser
 
 
