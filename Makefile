@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate clean-demo clean lint
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking clean-demo clean
 
 venv: $(STAMP)
 
@@ -35,7 +35,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
-bench: bench-simulate
+bench: bench-simulate bench-picking
 
 bench-simulate: $(STAMP)
 	$(BIN)/python bench/simulate.py
@@ -45,3 +45,6 @@ clean-demo:
 
 clean: clean-demo
 	rm -rf $(VENV) src/*.egg-info .pytest_cache
+
+bench-picking: $(STAMP)
+	$(BIN)/python bench/picking.py

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--top-n", type=int, default=None, help="keep at most this many picks (strongest first)")
     pk.add_argument("--min-distance-A", type=float, default=None, help="non-maximum suppression distance (default: the radius)")
     pk.add_argument("--mask", default=None, help="MRC mask on the tomogram's (or binned) grid; picks only where > 0.5")
-    pk.add_argument("--slab-vox", type=int, default=32, help="binned z rows filtered at once (sets peak memory)")
+    pk.add_argument("--slab-vox", type=int, default=8, help="binned z rows streamed per block (sets peak memory, not the result)")
     pk.add_argument("--threads", type=int, default=2)
     pk.add_argument("--out", required=True, help="output STAR file")
     pk.set_defaults(func=_cmd_pick)

@@ -5,14 +5,18 @@ radius (default 7 nm, at least 2 voxels) and σ2 = 1.1·σ1; local maxima of the
 threshold T = m + t·(M − m)/20 over the peak values (m, M: smallest and largest peak; t = 3); peaks
 closer than a minimum distance suppressed in favour of the stronger one.
 
-Streaming. The tomogram is binned by block averaging and filtered in z-slabs that overlap by the
-filters' reach (4σ1 + 4σd + 1 binned voxels, more than the 4σ2 the Gaussian kernels extend), so
-every voxel's DoG value is computed from exactly the data a whole-volume filter would use: slab
-results are identical to whole-volume results, and peak memory is set by the slab size.
+Streaming. The tomogram is read and binned z-row by z-row and the DoG is computed in blocks of
+``slab_vox`` rows, each intermediate row once: the Gaussian is separable, so its in-plane (y, x)
+passes need only the row itself, and its z pass needs the rows within the kernel's reach (4σ on
+each side, so blocks effectively overlap by 4σ1 + 4σd ≥ 4σ2 rows, held in small buffers). Every DoG
+value is computed from exactly the data a whole-volume filter would use, and in the same order
+whatever the block size: block results are identical to whole-volume results, and peak memory is
+set by the block size and the plane, not the tomogram's depth.
 
-Speed. G(σ2) is computed as G(σd) applied to G(σ1), σd = σ1·√(ratio² − 1), which is exact for
-Gaussians and needs a 2.2× shorter second kernel; local maxima use three size-3 max passes in
-NumPy; slabs run on a thread pool (SciPy's filters release the GIL).
+Speed. G(σ2) is computed as G(σd) applied to G(σ1), σd = σ1·√(ratio² − 1), exact for Gaussians
+and a 2.2× shorter second kernel; z passes are float32 matrix products (BLAS); in-plane passes run
+on a thread pool (SciPy's filters release the GIL); local maxima compare the 6 face neighbours
+over the block and the other 20 only for the few candidates left.
 
 Binning is block averaging, not Fourier cropping: it works slab by slab with no whole-volume FFT,
 and its aliasing is harmless here because the DoG (σ1 ≥ 2 binned voxels) is itself a strong
@@ -32,9 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from discaflow.errors import InputError
 from discaflow.io.mrc import open_volume_mmap
@@ -43,6 +45,7 @@ from discaflow.io.slabs import SlabReader, binned_shape, read_binned_rows
 log = logging.getLogger(__name__)
 
 TRUNCATE = 4.0  # Gaussian kernels reach int(4σ + 0.5) voxels, as scipy's default
+CHUNK = 8  # z rows per BLAS call of the z pass (aligned to absolute z)
 
 
 @dataclass
@@ -58,7 +61,7 @@ class PickParams:
     top_n: int | None = None
     min_distance_A: float | None = None  # default: the particle radius
     border_vox: int = 12  # binned voxels excluded at every face (half the extraction box)
-    slab_vox: int = 64  # binned z-rows filtered per slab
+    slab_vox: int = 8  # binned z-rows per streamed block (sets peak memory, not the result)
     threads: int = 2
 
     def __post_init__(self):
@@ -94,66 +97,230 @@ def sigmas_vox(params: PickParams, binned_voxel_A: float) -> tuple[float, float]
     return s1, params.sigma_ratio * s1
 
 
-def _local_max(dog: np.ndarray) -> np.ndarray:
-    """3×3×3 maximum filter (outside the array counts as −inf), by separable NumPy passes."""
-    m = dog
-    for axis in range(3):
-        pad = [(0, 0)] * 3
-        pad[axis] = (1, 1)
-        p = np.pad(m, pad, constant_values=-np.inf)
-        sl = [slice(None)] * 3
-        a, b, c = list(sl), list(sl), list(sl)
-        a[axis], b[axis], c[axis] = slice(0, -2), slice(1, -1), slice(2, None)
-        m = np.maximum(np.maximum(p[tuple(a)], p[tuple(b)]), p[tuple(c)])
-    return m
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian weights reaching int(4σ + 0.5) samples, as scipy.ndimage uses."""
+    radius = int(TRUNCATE * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    return w / w.sum()
 
 
 def dog_filter(volume: np.ndarray, s1: float, s2: float, sign: float) -> np.ndarray:
-    """sign·(G(σ1) − G(σ2)) of ``volume`` (float32), with G(σ2) = G(σd)∘G(σ1)."""
-    g1 = ndimage.gaussian_filter(volume, s1, truncate=TRUNCATE, mode="reflect")
-    sd = math.sqrt(s2 * s2 - s1 * s1)
-    g2 = ndimage.gaussian_filter(g1, sd, truncate=TRUNCATE, mode="reflect")
-    g1 -= g2
-    if sign < 0:
-        np.negative(g1, out=g1)
-    return g1
+    """sign·(G(σ1) − G(σ2)) of a whole volume, computed as the streamed picker does."""
+    stream = _DogStream(lambda a, b: np.asarray(volume[a:b], np.float32), volume.shape, s1, s2, sign, threads=1)
+    return stream.rows(0, volume.shape[0])
 
 
-def _reach(s1: float, s2: float) -> int:
-    sd = math.sqrt(s2 * s2 - s1 * s1)
-    return int(TRUNCATE * s1 + 0.5) + int(TRUNCATE * sd + 0.5) + 1
+class _RowBuffer:
+    """Consecutive z-rows [lo, hi) of one intermediate, kept as the blocks they were made in.
+
+    Blocks are never concatenated (no transient copy of the whole buffer); blocks entirely below the
+    lowest row still needed are dropped.
+    """
+
+    def __init__(self):
+        self.blocks: list[tuple[int, np.ndarray]] = []
+        self.lo = self.hi = 0
+
+    def drop_below(self, z: int) -> None:
+        while self.blocks and self.blocks[0][0] + len(self.blocks[0][1]) <= z:
+            self.blocks.pop(0)
+        if self.blocks:
+            self.lo = max(self.blocks[0][0], min(z, self.hi))
+        else:
+            self.lo = self.hi = max(self.hi, z)
+
+    def append(self, start: int, rows: np.ndarray) -> None:
+        if self.blocks and start != self.hi:
+            raise ValueError("row buffer: rows must be appended contiguously")
+        if not self.blocks:
+            self.lo = start
+        self.blocks.append((start, rows))
+        self.hi = start + len(rows)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """A new array holding rows ``idx``."""
+        if len(idx) and (idx.min() < self.lo or idx.max() >= self.hi):
+            raise ValueError(f"row buffer holds rows {self.lo}-{self.hi - 1}, asked for {idx.min()}-{idx.max()}")
+        first = self.blocks[0][1]
+        out = np.empty((len(idx), *first.shape[1:]), first.dtype)
+        for start, rows in self.blocks:
+            sel = (idx >= start) & (idx < start + len(rows))
+            if sel.any():
+                pos = np.flatnonzero(sel)
+                src = idx[sel] - start
+                if len(pos) > 1 and np.all(np.diff(pos) == 1) and np.all(np.diff(src) == 1):
+                    out[pos[0]: pos[-1] + 1] = rows[src[0]: src[-1] + 1]
+                else:
+                    out[pos] = rows[src]
+        return out
+
+
+class _DogStream:
+    """The DoG of a volume, block of z-rows by block, each intermediate row computed once.
+
+    G(σ) is separable: the in-plane (y, x) passes of a z-row need no other rows, so they run once per
+    row; only the z pass needs neighbouring rows, kept in small buffers. G(σ2) is G(σd) applied to
+    G(σ1). At the volume's z faces rows are mirrored (scipy's 'reflect' mode, as in-plane). Blocks
+    must be requested in increasing z.
+    """
+
+    def __init__(self, read_rows, shape, s1: float, s2: float, sign: float, threads: int = 2):
+        self.read_rows, self.nz = read_rows, shape[0]
+        self.s1, self.sd = s1, math.sqrt(s2 * s2 - s1 * s1)
+        self.w1, self.wd = gaussian_kernel(self.s1), gaussian_kernel(self.sd)
+        self.r1, self.rd = len(self.w1) // 2, len(self.wd) // 2
+        self.sign = sign
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.a = _RowBuffer()  # in-plane σ1 of the data
+        self.g1 = _RowBuffer()  # G(σ1)
+        self.b = _RowBuffer()  # in-plane σd of G(σ1)
+
+    def _map(self, fn, n):
+        """Run fn(lo, hi) over up to ``threads`` chunks of range(n)."""
+        edges = np.linspace(0, n, min(self.threads, max(n, 1)) + 1).astype(int)
+        chunks = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        if self._pool is None or len(chunks) == 1:
+            for a, b in chunks:
+                fn(a, b)
+        else:
+            list(self._pool.map(lambda c: fn(*c), chunks))
+
+    def _inplane(self, rows: np.ndarray, sigma: float) -> np.ndarray:
+        out = np.empty_like(rows)
+
+        def work(a, b):
+            ndimage.gaussian_filter(rows[a:b], sigma, truncate=TRUNCATE, mode="reflect", axes=(1, 2), output=out[a:b])
+
+        self._map(work, len(rows))
+        return out
+
+    def _zpass(self, buf: _RowBuffer, lo: int, hi: int, weights: np.ndarray) -> np.ndarray:
+        """Σ_k w_k · buf[z + k] for z in [lo, hi), mirroring rows beyond the volume's faces.
+
+        Computed as float32 matrix products (a banded matrix of the weights times a window of rows):
+        BLAS does this several times faster than a line-by-line 1-D correlation. Rows are computed in
+        chunks of ``CHUNK`` aligned to absolute z, so every row comes from the same BLAS call whatever
+        the block size: results do not depend on ``slab_vox``.
+        """
+        r = len(weights) // 2
+        out = np.empty((hi - lo, *buf.blocks[0][1].shape[1:]), np.float32)
+        band = np.zeros((CHUNK, CHUNK + 2 * r), np.float32)
+        for j in range(CHUNK):
+            band[j, j: j + 2 * r + 1] = weights
+        for c0 in range(lo - lo % CHUNK, hi, CHUNK):
+            c1 = min(c0 + CHUNK, self.nz)
+            idx = np.arange(c0 - r, c1 + r)
+            idx = np.where(idx < 0, -idx - 1, idx)
+            idx = np.where(idx >= self.nz, 2 * self.nz - idx - 1, idx)
+            window = buf.take(idx)
+            rows = (band[: c1 - c0, : c1 - c0 + 2 * r] @ window.reshape(len(idx), -1)).reshape(c1 - c0, *window.shape[1:])
+            a, b = max(c0, lo), min(c1, hi)
+            out[a - lo: b - lo] = rows[a - c0: b - c0]
+        return out
+
+    def _ensure(self, buf: _RowBuffer, lo: int, hi: int, make) -> None:
+        lo, hi = max(lo, 0), min(hi, self.nz)
+        buf.drop_below(lo)
+        if buf.hi < hi:
+            start = max(buf.hi, lo)
+            buf.append(start, make(start, hi))
+
+    def rows(self, z0: int, z1: int) -> np.ndarray:
+        """DoG rows ``z0:z1`` (float32); successive calls must have non-decreasing ``z0``."""
+        r1, rd = self.r1, self.rd
+
+        def down(z):
+            return z - z % CHUNK
+
+        def up(z):
+            return -(-z // CHUNK) * CHUNK
+
+        # Both z passes work in whole chunks aligned to absolute z (see _zpass).
+        b_lo, b_hi = down(z0) - rd, up(z1) + rd
+        g_lo, g_hi = down(b_lo), up(b_hi)
+        self._ensure(self.a, g_lo - r1, g_hi + r1, lambda a, b: self._inplane(self.read_rows(a, b), self.s1))
+        self._ensure(self.g1, g_lo, g_hi, lambda a, b: self._zpass(self.a, a, b, self.w1))
+        self._ensure(self.b, b_lo, b_hi, lambda a, b: self._inplane(self.g1.take(np.arange(a, b)), self.sd))
+        dog = self.g1.take(np.arange(z0, z1)) - self._zpass(self.b, z0, z1, self.wd)
+        if self.sign < 0:
+            np.negative(dog, out=dog)
+        return dog
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+def _local_maxima(dog: np.ndarray, core: slice):
+    """(z, y, x) of positive voxels of rows ``core`` of ``dog`` that are >= all 26 neighbours.
+
+    Neighbours outside ``dog`` count as −inf. The 6 face neighbours are compared over the whole block
+    (cheap boolean passes), the 20 edge and corner neighbours only for the few candidates left.
+    """
+    d = dog
+    z0, z1 = core.start, core.stop
+    c = d[z0:z1]
+    cand = c > 0
+    for axis in (1, 2):
+        hi_s = [slice(None)] * 3
+        lo_s = [slice(None)] * 3
+        hi_s[axis], lo_s[axis] = slice(1, None), slice(None, -1)
+        cand[tuple(hi_s)] &= c[tuple(hi_s)] >= c[tuple(lo_s)]
+        cand[tuple(lo_s)] &= c[tuple(lo_s)] >= c[tuple(hi_s)]
+    if z0 > 0:
+        cand &= c >= d[z0 - 1: z1 - 1]
+    else:
+        cand[1:] &= c[1:] >= c[:-1]
+    if z1 < len(d):
+        cand &= c >= d[z0 + 1: z1 + 1]
+    else:
+        cand[:-1] &= c[:-1] >= c[1:]
+    zz, yy, xx = np.nonzero(cand)
+    zz = zz + z0
+    val = d[zz, yy, xx]
+    keep = np.ones(len(zz), bool)
+    for dz in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if abs(dz) + abs(dy) + abs(dx) < 2:
+                    continue
+                z, y, x = zz + dz, yy + dy, xx + dx
+                ok = (z >= 0) & (z < d.shape[0]) & (y >= 0) & (y < d.shape[1]) & (x >= 0) & (x < d.shape[2])
+                nb = np.full(len(zz), -np.inf, np.float32)
+                nb[ok] = d[z[ok], y[ok], x[ok]]
+                keep &= val >= nb
+    return zz[keep], yy[keep], xx[keep]
 
 
 def dog_peaks(reader: SlabReader, factor: int, s1: float, s2: float, sign: float, border_vox: int,
-              slab_vox: int = 64, threads: int = 2, progress=None):
-    """All positive local maxima of the DoG inside the border: (zyx binned int array, values)."""
+              slab_vox: int = 8, threads: int = 2, progress=None):
+    """All positive local maxima of the DoG inside the border: (zyx binned int array, values).
+
+    The DoG is streamed in blocks of ``slab_vox`` binned rows (see :class:`_DogStream`); the result
+    does not depend on the block size.
+    """
     nzb, nyb, nxb = binned_shape(reader.shape, factor)
-    reach = _reach(s1, s2)
-    starts = list(range(0, nzb, max(1, slab_vox)))
-
-    def job(z0):
-        z1 = min(nzb, z0 + slab_vox)
-        lo, hi = max(0, z0 - reach), min(nzb, z1 + reach)
-        rows = read_binned_rows(reader, lo, hi, factor)
-        dog = dog_filter(rows, s1, s2, sign)
-        core = slice(z0 - lo, z1 - lo)
-        mx = _local_max(dog[max(0, z0 - lo - 1): z1 - lo + 1])
-        mx = mx[(z0 - lo) - max(0, z0 - lo - 1):][: z1 - z0]
-        d = dog[core]
-        hit = (d == mx) & (d > 0)
-        b = border_vox
-        zz, yy, xx = np.nonzero(hit)
-        zz = zz + z0
-        keep = (zz >= b) & (zz < nzb - b) & (yy >= b) & (yy < nyb - b) & (xx >= b) & (xx < nxb - b)
-        return np.stack([zz[keep], yy[keep], xx[keep]], axis=1), d[hit][keep]
-
+    stream = _DogStream(lambda a, b: read_binned_rows(reader, a, b, factor), (nzb, nyb, nxb), s1, s2, sign, threads)
     coords, values = [], []
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for i, (c, v) in enumerate(pool.map(job, starts)):
-            coords.append(c)
-            values.append(v)
+    b = border_vox
+    starts = list(range(0, nzb, max(1, slab_vox)))
+    try:
+        for i, z0 in enumerate(starts):
+            z1 = min(nzb, z0 + slab_vox)
+            lo, hi = max(0, z0 - 1), min(nzb, z1 + 1)  # one row more each side for the 3×3×3 test
+            dog = stream.rows(lo, hi)
+            zz, yy, xx = _local_maxima(dog, slice(z0 - lo, z1 - lo))
+            vals = dog[zz, yy, xx]
+            zz = zz + lo
+            keep = (zz >= b) & (zz < nzb - b) & (yy >= b) & (yy < nyb - b) & (xx >= b) & (xx < nxb - b)
+            coords.append(np.stack([zz[keep], yy[keep], xx[keep]], axis=1))
+            values.append(vals[keep])
             if progress:
                 progress(i + 1, len(starts))
+    finally:
+        stream.close()
     if not coords:
         return np.zeros((0, 3), np.int64), np.zeros(0, np.float32)
     return np.concatenate(coords), np.concatenate(values).astype(np.float32)
@@ -171,6 +338,8 @@ def threshold_peaks(values: np.ndarray, params: PickParams) -> np.ndarray:
 
 def suppress_non_maxima(coords: np.ndarray, values: np.ndarray, min_distance_vox: float) -> np.ndarray:
     """Indices of peaks kept by greedy non-maximum suppression (strongest first, ties by position)."""
+    from scipy.spatial import cKDTree
+
     if len(values) == 0:
         return np.zeros(0, np.int64)
     order = np.lexsort((coords[:, 2], coords[:, 1], coords[:, 0], -values))
@@ -203,7 +372,7 @@ def _mask_keep(mask_path, coords_bin: np.ndarray, factor: int, raw_shape) -> np.
 
 def pick_tomogram(path: str | os.PathLike, params: PickParams, voxel_size_A: float | None = None,
                   target_voxel_size_A: float | None = None, mask_path=None, tomo_name: str | None = None,
-                  progress=None) -> tuple[pd.DataFrame, dict]:
+                  progress=None) -> tuple["pd.DataFrame", dict]:
     """Pick one tomogram. Returns the particle table and a summary of what was done.
 
     Table columns: ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (unbinned pixels, 0-based),
@@ -230,6 +399,8 @@ def pick_tomogram(path: str | os.PathLike, params: PickParams, voxel_size_A: flo
     if params.top_n:
         kept = kept[: params.top_n]
     coords, values = coords[kept], values[kept]
+    import pandas as pd  # imported late: the DoG's peak memory does not carry it
+
     xyz = coords[:, ::-1] * factor + (factor - 1) / 2.0
     name = tomo_name or reader.path.stem
     table = pd.DataFrame({
