@@ -120,6 +120,62 @@ def _cmd_gather(args) -> None:
     print(f"wrote {args.out}: {summary['n']} subtomograms from {summary['tomograms']} tomograms")
 
 
+def _disca_params(args) -> dict:
+    out = {"k_strategy": args.k_strategy, "warmup_iterations": args.warmup_iterations, "max_iterations": args.max_iterations,
+           "precision": args.precision, "n_blocks": args.blocks, "first_filters": args.first_filters,
+           "filter_step": args.filter_step, "feature_dim": args.feature_dim, "pca_components": args.pca_components,
+           "learning_rate": args.learning_rate, "epochs_per_iteration": args.epochs_per_iteration,
+           "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic}
+    if args.k_candidates:
+        out["k_candidates"] = args.k_candidates
+    return out
+
+
+def _cmd_disca(args) -> int:
+    from discaflow.em import DiscaEM, Interrupted, export_result
+
+    em = DiscaEM(**_disca_params(args))
+    try:
+        em.fit(args.store, args.state_dir, max_new_iterations=args.iterations, init_from=args.init_from)
+    except Interrupted:
+        print(f"discaflow: stopped by a signal; rerun the same command to resume from {args.state_dir}", file=sys.stderr)
+        return 143
+    if not hasattr(em, "labels_"):
+        print(f"{args.state_dir}: ran {args.iterations} iteration(s); rerun to continue")
+        return 0
+    print(f"DISCA finished: K = {em.n_clusters_}, best iteration {em.best_iteration_} (DDBI {em.ddbi_:.4f})")
+    if args.out:
+        summary = export_result(args.state_dir, args.store, args.out)
+        print(f"wrote {args.out}: labels.csv, labels.star, features.h5, bundle/ (K = {summary['k']})")
+    return 0
+
+
+def _cmd_predict(args) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from discaflow.bundle import load_bundle, predict_store
+    from discaflow.io.atomic import atomic_path
+    from discaflow.io.store import SubtomogramStore
+
+    bundle = load_bundle(args.bundle)
+    with SubtomogramStore(args.store) as store:
+        labels, posterior, _ = predict_store(bundle, store)
+        coords, tomo, names = store.column("coords"), store.column("tomogram"), store.tomogram_names
+    table = pd.DataFrame({"dfParticleIndex": np.arange(len(labels)),
+                          "rlnTomoName": [names[t] if 0 <= t < len(names) else "" for t in tomo],
+                          "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
+                          "rlnClassNumber": labels + 1, "dfPosterior": posterior})
+    if str(args.out).endswith(".star"):
+        from discaflow.io.star import write_star
+
+        write_star(args.out, table)
+    else:
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+    print(f"wrote {args.out}: {len(table)} subtomograms in {bundle.k} classes")
+
+
 def _add_geometry_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voxel-size-A", type=float, default=None, help="tomogram voxel size in Å (default: the MRC header)")
     p.add_argument("--target-voxel-size-A", type=float, default=None, help="bin (block average) to about this voxel size")
@@ -185,6 +241,36 @@ def build_parser() -> argparse.ArgumentParser:
     ga.add_argument("--dataset", default="dataset", help="dataset name recorded in the store")
     ga.add_argument("--out", required=True)
     ga.set_defaults(func=_cmd_gather)
+
+    dc = stages.add_parser("disca", help="DISCA: YOPO features + Gaussian mixtures, iterated (checkpointed, resumable)")
+    dc.add_argument("store", help="subtomogram store (.h5)")
+    dc.add_argument("--state-dir", required=True, help="per-iteration checkpoints; rerun with the same directory to resume")
+    dc.add_argument("--out", default=None, help="when finished, write labels, features and the model bundle here")
+    dc.add_argument("--iterations", type=int, default=None, help="run at most this many iterations now (default: to the end)")
+    dc.add_argument("--init-from", default=None, help="fine-tune: start from this model bundle's network")
+    dc.add_argument("--k-strategy", choices=["overpartition", "bic", "reference"], default="overpartition")
+    dc.add_argument("--k-candidates", type=int, nargs="+", default=None, help="candidate numbers of clusters (default 2..20)")
+    dc.add_argument("--warmup-iterations", type=int, default=3)
+    dc.add_argument("--max-iterations", type=int, default=20)
+    dc.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"], default="auto")
+    dc.add_argument("--blocks", type=int, default=10, help="YOPO conv blocks (reference 10)")
+    dc.add_argument("--first-filters", type=int, default=64, help="filters of the first block (reference 64)")
+    dc.add_argument("--filter-step", type=int, default=16, help="filters added per block (reference 16)")
+    dc.add_argument("--feature-dim", type=int, default=1024)
+    dc.add_argument("--pca-components", type=int, default=16)
+    dc.add_argument("--learning-rate", type=float, default=1e-5)
+    dc.add_argument("--epochs-per-iteration", type=int, default=1)
+    dc.add_argument("--batch-size", type=int, default=64)
+    dc.add_argument("--seed", type=int, default=0)
+    dc.add_argument("--deterministic", action="store_true",
+                    help="bit-identical reruns on a CPU (float32, oneDNN off: slower)")
+    dc.set_defaults(func=_cmd_disca)
+
+    pr = stages.add_parser("predict", help="label a store with a trained model bundle (no training)")
+    pr.add_argument("store")
+    pr.add_argument("--bundle", required=True, help="bundle directory written by discaflow disca --out")
+    pr.add_argument("--out", required=True, help="labels (.csv or .star)")
+    pr.set_defaults(func=_cmd_predict)
     return parser
 
 
@@ -192,14 +278,14 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        args.func(args)
+        rc = args.func(args)
     except InputError as exc:
         print(f"discaflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("discaflow: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""A trained DISCA model bundle: YOPO feature network + PCA + Gaussian mixture, applied to new
+subtomograms without training (``discaflow predict``) or fine-tuned (``discaflow disca --init-from``).
+
+A bundle is a directory: ``features.keras`` (Keras 3 format, loaded with ``safe_mode=True``),
+``mixture.npz`` (PCA mean and components, mixture weights, means, covariances; no object arrays, no
+pickle) and ``bundle.json`` (box size, voxel size, K, provenance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from discaflow.errors import InputError
+
+FORMAT = "discaflow-disca-bundle"
+
+
+@dataclass
+class Bundle:
+    feature_model: object
+    pca_mean: np.ndarray
+    pca_components: np.ndarray
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    box_vox: int
+    voxel_size_A: float
+    info: dict
+
+    @property
+    def k(self) -> int:
+        return len(self.weights)
+
+    def mixture(self):
+        """The sklearn GaussianMixture with these parameters (for predict/predict_proba)."""
+        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+        gm = GaussianMixture(n_components=self.k, covariance_type="full")
+        gm.weights_, gm.means_, gm.covariances_ = self.weights, self.means, self.covariances
+        gm.precisions_cholesky_ = _compute_precision_cholesky(self.covariances, "full")
+        gm.precisions_ = np.array([c @ c.T for c in gm.precisions_cholesky_])
+        gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 0, 0.0
+        return gm
+
+
+def write_bundle(path, feature_model, mixture_npz: dict, box_vox: int, voxel_size_A: float, info: dict) -> Path:
+    """Write a bundle directory atomically (temporary directory, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    feature_model.save(tmp / "features.keras")
+    np.savez(tmp / "mixture.npz", **{k: np.asarray(v, np.float64) for k, v in mixture_npz.items()})
+    (tmp / "bundle.json").write_text(json.dumps({"format": FORMAT, "format_version": 1, "box_vox": int(box_vox),
+                                                  "voxel_size_A": float(voxel_size_A), **info}, indent=2))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def load_bundle(path) -> Bundle:
+    """Read a bundle; a missing or corrupt one is an :class:`InputError` naming it."""
+    path = Path(path)
+    meta_path = path / "bundle.json"
+    if not meta_path.exists():
+        raise InputError(f"{path}: not a DISCA model bundle (no bundle.json); give the bundle directory written by discaflow disca")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError("wrong format tag")
+        with np.load(path / "mixture.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("pca_mean", "pca_components", "weights", "means", "covariances")}
+        import keras
+
+        feature_model = keras.models.load_model(path / "features.keras", safe_mode=True)
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt files surface as many exception types
+        raise InputError(f"{path}: corrupt or unreadable model bundle ({type(exc).__name__}); re-export it with discaflow disca") from None
+    return Bundle(feature_model=feature_model, box_vox=int(meta["box_vox"]), voxel_size_A=float(meta["voxel_size_A"]),
+                  info=meta, **arrays)
+
+
+def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
+    """Labels, posteriors and 1024-d features of every subtomogram of an open store."""
+    if store.box_vox != bundle.box_vox:
+        raise InputError(f"{store.path}: {store.box_vox}³ subtomograms, the model was trained on {bundle.box_vox}³; "
+                         "extract with the model's box size")
+    n = len(store)
+    if n == 0:
+        raise InputError(f"{store.path}: the store holds no subtomograms")
+    feats = np.empty((n, bundle.feature_model.output_shape[-1]), np.float32)
+    for s in range(0, n, batch_size):
+        x = store.read(s, s + batch_size)
+        if not np.isfinite(x).all():
+            raise InputError(f"{store.path}: NaN or Inf in subtomograms {s}-{s + len(x) - 1}; re-extract the dataset")
+        feats[s: s + len(x)] = np.asarray(bundle.feature_model(x[..., None], training=False), np.float32)
+        if progress:
+            progress(min(n, s + batch_size), n)
+    z = (feats.astype(np.float64) - bundle.pca_mean) @ bundle.pca_components.T
+    gm = bundle.mixture()
+    return gm.predict(z), gm.predict_proba(z).max(axis=1), feats

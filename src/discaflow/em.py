@@ -1,0 +1,525 @@
+"""The DISCA loop: YOPO features (E-step: PCA + Gaussian mixtures, K by BIC) alternating with
+training YOPO on the smoothed cluster labels (M-step), as checkpointed, resumable iterations.
+
+Every iteration writes ``iter_NNN/`` under the state directory atomically (a temporary directory
+renamed when complete): the model after the M-step (``model.keras``), the PCA and mixture
+parameters (``mixture.npz``), labels, PCA features and ``state.json`` (K, DDBI, label agreement,
+BICs, learning rate, smoothing, timings). A run killed at any point resumes from the last complete
+iteration and, with the same seed, reaches the same labels: every random draw of iteration i comes
+from generators seeded by (seed, i), and TensorFlow runs with deterministic ops.
+
+Iteration i: features of every subtomogram with the model trained so far (dropout off) → PCA →
+mixtures for the candidate K → labels (highest posterior, empty clusters removed) matched to the
+previous iteration's by the Hungarian algorithm → DDBI → stop when more than ``agreement_stop`` of
+the labels agree or after ``max_iterations`` → otherwise M-step: a new softmax head trained on the
+frozen features when K changed, then one epoch over every subtomogram and one randomly rotated copy
+of each, with label-smoothed targets, categorical hinge loss and Nadam. The result is the iteration
+with the lowest DDBI.
+
+K strategies (``k_strategy``):
+
+* ``reference`` — the published code: candidates {5, 10, 20} by BIC every iteration.
+* ``bic`` — the paper's text: every K of ``k_candidates`` by BIC every iteration.
+* ``overpartition`` (default) — the first ``warmup_iterations`` train on an over-partition (the
+  largest candidate the data allow), so the network learns to separate everything that differs;
+  from then on K is chosen by BIC over all candidates on the sharpened features. This avoids the
+  collapse measured with ``bic`` at CPU-sized N: on random-network features BIC picks K = 2 and
+  self-labelling entrenches it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from discaflow.errors import InputError
+from discaflow.gmm import agreement, ddbi, fit_mixtures, fit_pca, match_labels, relabel_consecutive
+from discaflow.io.store import SubtomogramStore
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Raised when SIGTERM/SIGINT asked the run to stop; the last complete iteration is kept."""
+
+
+@dataclass
+class DiscaParams:
+    """Parameters of a DISCA run (defaults: the reference implementation, K strategy aside)."""
+
+    n_blocks: int = 10
+    first_filters: int = 64
+    filter_step: int = 16
+    feature_dim: int = 1024
+    dropout_rate: float = 0.5
+    precision: str = "auto"  # auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU
+    pca_components: int = 16
+    k_strategy: str = "overpartition"  # overpartition | bic | reference
+    k_candidates: list = field(default_factory=lambda: list(range(2, 21)))
+    warmup_iterations: int = 3
+    max_iterations: int = 20
+    agreement_stop: float = 0.999
+    label_smoothing: float = 0.2
+    label_smoothing_decay: float = 0.9
+    learning_rate: float = 1e-5
+    learning_rate_decay: float = 0.95
+    batch_size: int = 64
+    head_learning_rate: float = 1e-4
+    head_epochs: int = 10
+    reg_covar: float = 1e-5
+    rotation_copies: int = 1
+    epochs_per_iteration: int = 1
+    seed: int = 0
+    min_cluster_size: int = 0  # for over-partitioning: at least this many subtomograms per cluster
+    deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
+
+    def __post_init__(self):
+        if self.k_strategy not in ("overpartition", "bic", "reference"):
+            raise InputError(f"disca.k_strategy: must be overpartition, bic or reference, got {self.k_strategy!r}")
+
+
+REFERENCE_CANDIDATES = [5, 10, 20]
+
+
+def candidates_for(params: DiscaParams, iteration: int, n: int) -> list[int]:
+    """Candidate numbers of clusters for an iteration, clipped to what ``n`` subtomograms allow."""
+    cands = REFERENCE_CANDIDATES if params.k_strategy == "reference" else sorted(set(int(k) for k in params.k_candidates))
+    # a full-covariance Gaussian in d dimensions needs more than d points
+    limit = max(1, n // max(params.min_cluster_size, params.pca_components + 1))
+    clipped = [k for k in cands if k <= limit]
+    if len(clipped) < len(cands):
+        log.warning("candidate K clipped to %s: %d subtomograms are too few for K up to %d", clipped or [1], n, max(cands))
+    clipped = clipped or [1]
+    if params.k_strategy == "overpartition" and iteration < params.warmup_iterations:
+        return [max(clipped)]
+    return clipped
+
+
+# ---------------------------------------------------------------- signals and state files
+
+class _StopFlag:
+    def __init__(self):
+        self.set = False
+        self._old = {}
+
+    def __enter__(self):
+        def handler(signum, frame):
+            log.warning("signal %d received: stopping after the current batch, keeping the last complete iteration", signum)
+            self.set = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def check(self):
+        if self.set:
+            raise Interrupted("stopped by signal")
+
+
+def iteration_dir(state_dir: Path, i: int) -> Path:
+    return Path(state_dir) / f"iter_{i:03d}"
+
+
+def completed_iterations(state_dir: Path) -> list[int]:
+    """Iterations whose directory is complete (has state.json)."""
+    out = []
+    for p in sorted(Path(state_dir).glob("iter_[0-9][0-9][0-9]")):
+        if (p / "state.json").exists():
+            out.append(int(p.name[5:]))
+    return out
+
+
+def read_state(state_dir: Path, i: int) -> dict:
+    return json.loads((iteration_dir(state_dir, i) / "state.json").read_text())
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+# ---------------------------------------------------------------- data flow
+
+def _prefetch(fn, items, workers: int = 2, depth: int = 4):
+    """Yield fn(item) in order, computing up to ``depth`` ahead on ``workers`` threads."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= depth:
+                yield pending.pop(0).result()
+        for f in pending:
+            yield f.result()
+
+
+class Trainer:
+    """Holds the Keras objects of a run and streams the store through them."""
+
+    def __init__(self, store: SubtomogramStore, params: DiscaParams, stop: _StopFlag):
+        import tensorflow as tf
+
+        from discaflow import model as M
+
+        self.tf, self.M = tf, M
+        self.store, self.params, self.stop = store, params, stop
+        self.box = store.box_vox
+        self.n = len(store)
+
+    def predict_features(self, feature_model, batch_size: int = 128) -> np.ndarray:
+        out = np.empty((self.n, feature_model.output_shape[-1]), np.float32)
+        for start, x in zip(range(0, self.n, batch_size),
+                            _prefetch(lambda s: self.store.read(s, s + batch_size), range(0, self.n, batch_size))):
+            self.stop.check()
+            out[start: start + len(x)] = np.asarray(feature_model(x[..., None], training=False), np.float32)
+        return out
+
+    def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, iteration: int) -> float:
+        """One epoch over every subtomogram and ``rotation_copies`` rotated copies of each."""
+        from discaflow.augment import random_rotation_batch
+
+        keras = self.M.keras
+        p = self.params
+        rng = np.random.default_rng([p.seed, iteration, 17])
+        # (index, copy) pairs in a random order; copy 0 is the original
+        pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(p.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
+        pairs = pairs[rng.permutation(len(pairs))]
+        batches = [pairs[i: i + p.batch_size] for i in range(0, len(pairs), p.batch_size)]
+        seeds = rng.integers(0, 2**63 - 1, len(batches))
+
+        def make(j):
+            b = batches[j]
+            x = self.store.take(b[:, 0])
+            rot = b[:, 1] > 0
+            if rot.any():
+                x[rot] = random_rotation_batch(x[rot], np.random.default_rng(seeds[j]))
+            return x[..., None], targets[b[:, 0]]
+
+        classifier.optimizer.learning_rate.assign(learning_rate)
+        losses = []
+        for x, y in _prefetch(make, range(len(batches))):
+            self.stop.check()
+            out = classifier.train_on_batch(x, y, return_dict=True)
+            losses.append(float(out["loss"]))
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def train_head(self, head, features: np.ndarray, targets: np.ndarray, iteration: int) -> None:
+        keras = self.M.keras
+        p = self.params
+        head.compile(optimizer=keras.optimizers.Nadam(p.head_learning_rate), loss=keras.losses.CategoricalHinge())
+        rng = np.random.default_rng([p.seed, iteration, 23])
+        for _ in range(p.head_epochs):
+            order = rng.permutation(self.n)
+            for s in range(0, self.n, p.batch_size):
+                self.stop.check()
+                idx = order[s: s + p.batch_size]
+                head.train_on_batch(features[idx], targets[idx])
+
+
+def smoothed_targets(labels: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    onehot = np.eye(k, dtype=np.float32)[labels]
+    return onehot * (1.0 - alpha) + alpha / k
+
+
+def resolve_precision(precision: str, deterministic: bool = False) -> str:
+    if precision != "auto":
+        return precision
+    if deterministic:
+        return "float32"  # bfloat16 needs oneDNN, which reorders floating-point sums
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def configure_tensorflow(seed: int, deterministic: bool = True) -> None:
+    """Memory growth on GPUs; op determinism; with ``deterministic`` also oneDNN off (CPU sums in a
+    fixed order), which must happen before TensorFlow is imported."""
+    import sys
+
+    if deterministic:
+        if "tensorflow" not in sys.modules:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        elif os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            log.warning("deterministic run requested after TensorFlow was imported with oneDNN on: "
+                        "results may differ in the last bits between runs")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass
+    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        try:  # reductions split across threads are summed in varying order
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            log.warning("TensorFlow threads already configured: deterministic mode may differ in the last bits")
+
+
+# ---------------------------------------------------------------- the estimator
+
+class DiscaEM:
+    """DISCA as a scikit-learn-style estimator over a subtomogram store.
+
+    ``fit(store, state_dir)`` runs (or resumes) the iterations; fitted attributes: ``labels_``,
+    ``n_clusters_``, ``best_iteration_``, ``ddbi_``, ``history_`` (one dict per iteration),
+    ``converged_``.
+    """
+
+    def __init__(self, **params):
+        self.params = DiscaParams(**params)
+
+    # -- fitting
+    def fit(self, store_path, state_dir, max_new_iterations: int | None = None, init_from=None) -> "DiscaEM":
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_partial(state_dir)
+        p = self.params
+        params_file = state_dir / "params.json"
+        if params_file.exists():
+            saved = json.loads(params_file.read_text())
+            if saved != json.loads(json.dumps(asdict(p), default=_json_default)):
+                raise InputError(f"{state_dir}: holds a run with other DISCA parameters; delete the directory to start over")
+        else:
+            params_file.write_text(json.dumps(asdict(p), indent=2, default=_json_default))
+        done = completed_iterations(state_dir)
+        if done and read_state(state_dir, done[-1]).get("finished"):
+            return self._load_result(state_dir)
+        with SubtomogramStore(store_path) as store, _StopFlag() as stop:
+            n = len(store)
+            if n == 0:
+                raise InputError(f"{store.path}: the store holds no subtomograms; check picking")
+            self._check_store(store)
+            configure_tensorflow(p.seed, p.deterministic)
+            import keras
+
+            from discaflow import model as M
+
+            M.set_precision(resolve_precision(p.precision, p.deterministic))
+            trainer = Trainer(store, p, stop)
+            start = done[-1] + 1 if done else 0
+            if start == 0:
+                keras.utils.set_random_seed(p.seed)
+                classifier = self._initial_model(store.box_vox, init_from)
+                (state_dir / "init").mkdir(exist_ok=True)
+                classifier.save(state_dir / "init" / "model.keras")
+            prev_labels = np.load(iteration_dir(state_dir, start - 1) / "labels.npy") if start else None
+            ran = 0
+            for i in range(start, p.max_iterations):
+                if max_new_iterations is not None and ran >= max_new_iterations:
+                    break
+                # Every iteration starts from the saved model, as a resumed run does: a run that was
+                # killed and resumed is then bit-identical to one that never stopped.
+                model_dir = iteration_dir(state_dir, i - 1) if i else state_dir / "init"
+                classifier = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
+                keras.utils.set_random_seed(p.seed * 1000 + i)
+                finished, classifier, prev_labels = self._iteration(i, classifier, prev_labels, trainer, state_dir)
+                ran += 1
+                if finished:
+                    break
+        done = completed_iterations(state_dir)
+        if done and (read_state(state_dir, done[-1]).get("finished") or done[-1] + 1 >= p.max_iterations):
+            return self._load_result(state_dir)
+        self.converged_ = False
+        return self
+
+    def _check_store(self, store: SubtomogramStore) -> None:
+        probe = store.read(0, min(len(store), 256))
+        if not np.isfinite(probe).all():
+            raise InputError(f"{store.path}: the store holds NaN or Inf values; re-extract the dataset")
+
+    def _initial_model(self, box_vox: int, init_from):
+        from discaflow import model as M
+
+        p = self.params
+        if init_from is not None:
+            from discaflow.bundle import load_bundle
+
+            bundle = load_bundle(init_from)
+            if bundle.box_vox != box_vox:
+                raise InputError(f"{init_from}: model for {bundle.box_vox}³ subtomograms, the store holds {box_vox}³; "
+                                 "extract with the model's box size")
+            feature_model = bundle.feature_model
+        else:
+            feature_model = M.build_feature_model(box_vox, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim,
+                                                  p.dropout_rate, seed=p.seed)
+        head = M.build_head(p.feature_dim, 1, seed=p.seed)
+        return self._compile(M.build_classifier(feature_model, head))
+
+    def _compile(self, classifier):
+        import keras
+
+        classifier.compile(optimizer=keras.optimizers.Nadam(self.params.learning_rate), loss=keras.losses.CategoricalHinge())
+        return classifier
+
+    def _iteration(self, i, classifier, prev_labels, trainer: Trainer, state_dir: Path):
+        import keras
+
+        from discaflow import model as M
+
+        p = self.params
+        t0 = time.perf_counter()
+        feature_model = classifier.get_layer("yopo_features")
+        features = trainer.predict_features(feature_model)
+        t_features = time.perf_counter() - t0
+        pca = fit_pca(features, p.pca_components, p.seed)
+        z = pca.transform(features.astype(np.float64))
+        cands = candidates_for(p, i, len(z))
+        best, fits = fit_mixtures(z, cands, previous_labels=prev_labels if prev_labels is not None else None,
+                                  reg_covar=p.reg_covar, seed=p.seed + i)
+        raw = best.mixture.predict(z)
+        labels = relabel_consecutive(raw)
+        posterior = best.mixture.predict_proba(z).max(axis=1)
+        agree = None
+        if prev_labels is not None:
+            labels = match_labels(prev_labels, labels)
+            agree = agreement(prev_labels, labels)
+        k = int(labels.max()) + 1
+        score = ddbi(z, labels, p.reg_covar)
+        t_gmm = time.perf_counter() - t0 - t_features
+        in_warmup = p.k_strategy == "overpartition" and i < p.warmup_iterations
+        converged = agree is not None and agree > p.agreement_stop and not in_warmup
+        finished = converged or i + 1 >= p.max_iterations
+        lr = p.learning_rate * p.learning_rate_decay**i
+        alpha = p.label_smoothing * p.label_smoothing_decay**i
+        loss = None
+        if not finished:
+            targets = smoothed_targets(labels, k, alpha)
+            k_old = classifier.output_shape[-1]
+            if k != k_old or prev_labels is None:
+                head = M.build_head(p.feature_dim, k, seed=p.seed + i)
+                trainer.train_head(head, features, targets, i)
+                classifier = self._compile(M.build_classifier(feature_model, head))
+            for epoch in range(p.epochs_per_iteration):
+                loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch)
+        t_total = time.perf_counter() - t0
+        state = {
+            "iteration": i, "k": k, "ddbi": score, "agreement": agree, "converged": converged, "finished": finished,
+            "candidates": cands, "bic": {str(kk): f.bic for kk, f in fits.items()}, "warm_start_kept": best.warm,
+            "learning_rate": lr, "label_smoothing": alpha, "loss": loss, "cluster_sizes": np.bincount(labels).tolist(),
+            "seconds": {"features": t_features, "mixtures": t_gmm, "total": t_total},
+        }
+        # mixture components in the order of the final labels, empty ones dropped, so that the
+        # saved mixture alone reproduces the labels
+        order = np.array([raw[labels == j][0] for j in range(k)])
+        self._write_iteration(state_dir, i, classifier, pca, best.mixture, order, labels, posterior, z, state)
+        log.info("iteration %d: K=%d DDBI=%.4f agreement=%s (%.0f s)%s", i, k, score,
+                 "-" if agree is None else f"{agree:.4f}", t_total, " converged" if converged else "")
+        return finished, classifier, labels
+
+    def _write_iteration(self, state_dir, i, classifier, pca, mixture, order, labels, posterior, z, state) -> None:
+        final = iteration_dir(state_dir, i)
+        tmp = state_dir / f".iter_{i:03d}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        if not state["finished"]:
+            classifier.save(tmp / "model.keras")
+        np.savez(tmp / "mixture.npz", pca_mean=pca.mean_, pca_components=pca.components_,
+                 weights=mixture.weights_[order] / mixture.weights_[order].sum(), means=mixture.means_[order],
+                 covariances=mixture.covariances_[order])
+        np.save(tmp / "labels.npy", labels.astype(np.int64))
+        np.save(tmp / "posterior.npy", posterior.astype(np.float32))
+        np.save(tmp / "z.npy", z.astype(np.float32))
+        (tmp / "state.json").write_text(json.dumps(state, indent=2, default=_json_default))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    @staticmethod
+    def _clean_partial(state_dir: Path) -> None:
+        for p in state_dir.glob(".iter_*.partial"):
+            shutil.rmtree(p, ignore_errors=True)
+
+    def _load_result(self, state_dir: Path) -> "DiscaEM":
+        done = completed_iterations(state_dir)
+        history = [read_state(state_dir, i) for i in done]
+        best = min(history, key=lambda s: (s["ddbi"], s["iteration"]))
+        self.history_ = history
+        self.best_iteration_ = best["iteration"]
+        self.ddbi_ = best["ddbi"]
+        self.labels_ = np.load(iteration_dir(state_dir, self.best_iteration_) / "labels.npy")
+        self.posterior_ = np.load(iteration_dir(state_dir, self.best_iteration_) / "posterior.npy")
+        self.n_clusters_ = int(self.labels_.max()) + 1
+        self.converged_ = bool(history[-1]["converged"])
+        self.state_dir_ = state_dir
+        return self
+
+
+# ---------------------------------------------------------------- results
+
+def export_result(state_dir, store_path, out_dir) -> dict:
+    """Write the lowest-DDBI iteration's labels (CSV and STAR), features and model bundle.
+
+    Outputs in ``out_dir``: ``labels.csv`` and ``labels.star`` (particle index, tomogram, x/y/z in
+    unbinned pixels, class, posterior), ``features.h5`` (the 1,024-d features of the bundle's network),
+    ``history.json`` and ``bundle/``.
+    """
+    import h5py
+    import keras
+    import pandas as pd
+
+    from discaflow.bundle import predict_store, write_bundle, load_bundle
+    from discaflow.io.atomic import atomic_path
+    from discaflow.io.star import write_star
+
+    state_dir, out_dir = Path(state_dir), Path(out_dir)
+    em = DiscaEM()._load_result(state_dir)
+    b = em.best_iteration_
+    model_dir = iteration_dir(state_dir, b - 1) if b > 0 else state_dir / "init"
+    classifier = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
+    with np.load(iteration_dir(state_dir, b) / "mixture.npz") as m:
+        mixture = {k: m[k] for k in m.files}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with SubtomogramStore(store_path) as store:
+        info = {"k": em.n_clusters_, "best_iteration": b, "ddbi": em.ddbi_, "store": Path(store_path).name,
+                "params": json.loads((state_dir / "params.json").read_text())}
+        write_bundle(out_dir / "bundle", classifier.get_layer("yopo_features"), mixture, store.box_vox, store.voxel_size_A, info)
+        bundle = load_bundle(out_dir / "bundle")
+        labels, posterior, feats = predict_store(bundle, store)
+        coords, tomo = store.column("coords"), store.column("tomogram")
+        names = store.tomogram_names
+        table = pd.DataFrame({
+            "dfParticleIndex": np.arange(len(store)),
+            "rlnTomoName": [names[t] if 0 <= t < len(names) else "" for t in tomo],
+            "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
+            "rlnClassNumber": em.labels_ + 1, "dfPosterior": em.posterior_,
+        })
+    # The bundle reproduces the best iteration's labels (same network, PCA and mixture).
+    agree = float(np.mean(labels == em.labels_))
+    if agree < 0.99:
+        log.warning("the exported bundle reproduces %.1f %% of the best iteration's labels", 100 * agree)
+    with atomic_path(out_dir / "labels.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    write_star(out_dir / "labels.star", table)
+    with atomic_path(out_dir / "features.h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("features", data=feats, compression="gzip")
+            f.create_dataset("labels", data=em.labels_)
+    with atomic_path(out_dir / "history.json") as tmp:
+        tmp.write_text(json.dumps(em.history_, indent=2, default=_json_default))
+    return {"k": em.n_clusters_, "best_iteration": b, "ddbi": em.ddbi_, "bundle_agreement": agree}

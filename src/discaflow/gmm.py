@@ -1,0 +1,142 @@
+"""The statistical half of DISCA: PCA of the features, Gaussian mixtures chosen by BIC, the
+distortion-based Davies–Bouldin index (DDBI) and Hungarian label matching.
+
+Numbers of clusters are chosen by the Bayesian information criterion (lower is better). For the K of
+the previous iteration a mixture warm-started from the previous labels is fitted too, and the de
+novo fit replaces it only if it has a higher likelihood (the DISCA paper).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+
+def fit_pca(features: np.ndarray, n_components: int = 16, seed: int = 0) -> PCA:
+    """PCA of the features (full SVD: deterministic), at most min(N, D) components."""
+    n = int(min(n_components, features.shape[0], features.shape[1]))
+    return PCA(n_components=n, svd_solver="full", random_state=seed).fit(features.astype(np.float64))
+
+
+def relabel_consecutive(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..K-1 in order of first value (empty clusters removed)."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse.astype(np.int64)
+
+
+def params_from_labels(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e-5):
+    """Weights, means and precisions of one Gaussian per label (labels 0..K-1, none empty)."""
+    k = int(labels.max()) + 1
+    d = z.shape[1]
+    weights = np.array([np.mean(labels == j) for j in range(k)])
+    means = np.array([z[labels == j].mean(axis=0) for j in range(k)])
+    precisions = []
+    for j in range(k):
+        zj = z[labels == j]
+        cov = np.cov(zj.T) if len(zj) > 1 else np.zeros((d, d))
+        precisions.append(np.linalg.inv(np.atleast_2d(cov) + reg_covar * np.eye(d)))
+    return weights, means, np.array(precisions)
+
+
+@dataclass
+class MixtureFit:
+    """One fitted mixture: its K, BIC, total log-likelihood, and whether it was warm-started."""
+
+    k: int
+    mixture: GaussianMixture
+    bic: float
+    loglik: float
+    warm: bool
+
+
+def _fit(z, k, seed, reg_covar, max_iter, init=None) -> MixtureFit:
+    kwargs = {}
+    if init is not None:
+        w, m, p = init
+        kwargs = {"weights_init": w, "means_init": m, "precisions_init": p}
+    gm = GaussianMixture(n_components=k, covariance_type="full", reg_covar=reg_covar, max_iter=max_iter,
+                         random_state=seed, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(z)
+    return MixtureFit(k=k, mixture=gm, bic=float(gm.bic(z)), loglik=float(gm.score(z) * len(z)), warm=init is not None)
+
+
+def fit_mixtures(z: np.ndarray, candidates, previous_labels: np.ndarray | None = None, reg_covar: float = 1e-5,
+                 seed: int = 0, max_iter: int = 200) -> tuple[MixtureFit, dict[int, MixtureFit]]:
+    """Fit a full-covariance mixture for every candidate K; return the lowest-BIC fit and all fits.
+
+    With ``previous_labels`` (K_prev clusters), the K_prev mixture is also warm-started from them and
+    the de novo fit is kept only if its likelihood is higher.
+    """
+    fits: dict[int, MixtureFit] = {}
+    k_prev = int(previous_labels.max()) + 1 if previous_labels is not None and len(previous_labels) else None
+    for k in sorted(set(int(c) for c in candidates)):
+        if k < 1 or k > len(z):
+            continue
+        fit = _fit(z, k, seed, reg_covar, max_iter)
+        if k == k_prev:
+            warm = _fit(z, k, seed, reg_covar, max_iter, params_from_labels(z, previous_labels, reg_covar))
+            if warm.loglik >= fit.loglik:
+                fit = warm
+        fits[k] = fit
+    if not fits:
+        raise ValueError("no candidate number of clusters fits the data")
+    best = min(fits.values(), key=lambda f: (f.bic, f.k))
+    return best, fits
+
+
+def ddbi(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e-5) -> float:
+    """Distortion-based Davies–Bouldin index (DISCA SI, Eq. 1): lower means better separated.
+
+    For clusters i, j with means μ and precisions P (inverse covariances): T_i is the mean squared
+    Mahalanobis distance of i's members to μ_i under P_i; D_ij = (μ_j − μ_i)ᵀ P_i (μ_j − μ_i);
+    R_ij = (T_i + T_j) / (D_ij + D_ji); DDBI = mean over j of max over i ≠ j of R_ij.
+    """
+    labels = relabel_consecutive(labels)
+    k = int(labels.max()) + 1
+    if k < 2:
+        return float("inf")
+    _, means, prec = params_from_labels(z, labels, reg_covar)
+    t = np.array([np.mean(np.einsum("nd,de,ne->n", z[labels == i] - means[i], prec[i], z[labels == i] - means[i]))
+                  for i in range(k)])
+    diff = means[None, :, :] - means[:, None, :]  # diff[i, j] = μ_j − μ_i
+    d = np.einsum("ijd,ide,ije->ij", diff, prec, diff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (t[:, None] + t[None, :]) / (d + d.T)
+    np.fill_diagonal(r, -np.inf)
+    return float(np.mean(np.max(r, axis=0)))
+
+
+def match_labels(reference: np.ndarray, labels: np.ndarray, consecutive: bool = True) -> np.ndarray:
+    """Renumber ``labels`` to agree best with ``reference`` (Hungarian algorithm on the overlaps).
+
+    Works for different numbers of clusters: unmatched clusters get the next free numbers. With
+    ``consecutive`` the result is renumbered 0..K-1 (keeping the matched order) when the numbers of
+    clusters differ and the matched numbers leave gaps.
+    """
+    labels = relabel_consecutive(labels)
+    ref = np.asarray(reference)
+    k_new, k_ref = int(labels.max()) + 1, int(ref.max()) + 1
+    overlap = np.zeros((k_new, k_ref), np.int64)
+    np.add.at(overlap, (labels, ref), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    mapping = np.full(k_new, -1, np.int64)
+    mapping[rows] = cols
+    free = iter(range(k_ref, k_ref + k_new))
+    for j in range(k_new):
+        if mapping[j] < 0:
+            mapping[j] = next(free)
+    out = mapping[labels]
+    return relabel_consecutive(out) if consecutive and out.max() >= k_new else out
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of equal labels after matching ``b`` to ``a``."""
+    return float(np.mean(match_labels(a, b, consecutive=False) == a))

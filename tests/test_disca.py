@@ -1,0 +1,225 @@
+"""The DISCA engine: YOPO, rotations with noise fill, the EM loop, checkpoints, prediction."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from discaflow.augment import random_rotation_batch, rotate_with_noise_fill
+from discaflow.errors import InputError
+from discaflow.io.store import StoreWriter, SubtomogramStore
+
+from conftest import REPO, STRUCTURES
+
+TINY = {"n_blocks": 4, "first_filters": 8, "filter_step": 8, "feature_dim": 64, "max_iterations": 6,
+        "learning_rate": 1e-3, "epochs_per_iteration": 2, "warmup_iterations": 2, "k_candidates": [2, 3, 4, 5],
+        "pca_components": 4, "precision": "float32"}
+# Bit-identical runs for the resume tests: single-threaded float32 TensorFlow with oneDNN off.
+
+
+
+def _simulate(path, per_class):
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]
+    simulate_subtomograms(structures, path, Imaging(16.0, snr=3.0), per_class=per_class, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    """3 structures × 20 subtomograms (SNR 3) for the checkpoint tests."""
+    return _simulate(tmp_path_factory.mktemp("disca_small") / "small.h5", 20)
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """3 structures × 50 subtomograms of 24³ at SNR 3 (high), 16 Å/voxel."""
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    path = tmp_path_factory.mktemp("disca") / "three.h5"
+    structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]
+    simulate_subtomograms(structures, path, Imaging(16.0, snr=3.0), per_class=50, progress=False)
+    return path
+
+
+def test_yopo_reference_shape():
+    from discaflow.model import build_feature_model, build_classifier, build_head
+
+    m = build_feature_model()  # the reference: 10 blocks, 64..208 filters, 1024 features
+    assert m.output_shape == (None, 1024)
+    assert m.get_layer("concat").output.shape[-1] == sum(range(64, 209, 16)) == 1360
+    clf = build_classifier(m, build_head(1024, 5))
+    assert clf.output_shape == (None, 5)
+    with pytest.raises(ValueError):
+        build_feature_model(box_vox=16, n_blocks=10)
+
+
+def test_yopo_features_are_translation_invariant():
+    from discaflow.model import build_feature_model, set_precision
+
+    set_precision("float32")
+    m = build_feature_model(24, n_blocks=4, first_filters=8, filter_step=4, feature_dim=32)
+    obj = np.zeros((24, 24, 24), np.float32)
+    rng = np.random.default_rng(0)
+    obj[9:15, 8:14, 10:15] = rng.standard_normal((6, 6, 5))
+    shifted = np.roll(obj, (2, -1, 1), axis=(0, 1, 2))  # empty margins: nothing wraps
+    f = np.asarray(m(np.stack([obj, shifted])[..., None], training=False))
+    np.testing.assert_allclose(f[0], f[1], rtol=1e-4, atol=1e-5)
+
+
+def test_rotation_with_noise_fill():
+    rng = np.random.default_rng(0)
+    vol = np.zeros((24, 24, 24), np.float32)
+    vol[12, 12, 16] = 1.0  # a point at x = +4 from the centre
+    rz90 = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], float)  # x -> y
+    out, filled = rotate_with_noise_fill(vol, rz90, rng)
+    inside = ~filled
+    z, y, x = np.unravel_index(np.argmax(np.where(inside, out, -np.inf)), out.shape)
+    assert (z, y, x) == (12, 16, 12)
+    # a 90° turn about z of an even box (centre n // 2) brings in one face from outside; a general
+    # rotation fills the corners, always with N(0, 1)
+    assert filled.sum() == 24 * 24
+    batch = rng.standard_normal((40, 24, 24, 24)).astype(np.float32) * 0  # zeros: only the fill is non-zero
+    rotated = random_rotation_batch(batch, rng)
+    nonzero = rotated[rotated != 0]
+    assert 0.05 < nonzero.size / rotated.size < 0.6  # corners of a cube turned at random
+    assert abs(nonzero.mean()) < 0.02 and abs(nonzero.std() - 1.0) < 0.02
+
+
+def _run(em_params, store, state_dir, **fit):
+    from discaflow.em import DiscaEM
+
+    return DiscaEM(**em_params).fit(store, state_dir, **fit)
+
+
+@pytest.mark.slow
+def test_tiny_em_reaches_high_homogeneity(three_classes, tmp_path):
+    from sklearn.metrics import homogeneity_score
+
+    em = _run(TINY, three_classes, tmp_path / "state")
+    with SubtomogramStore(three_classes) as s:
+        truth = s.column("label")
+    assert em.n_clusters_ == 3
+    assert homogeneity_score(truth, em.labels_) >= 0.9
+    hist = em.history_
+    assert [h["iteration"] for h in hist] == list(range(len(hist)))
+    assert hist[0]["k"] == 5  # warm-up on the over-partition
+    assert em.best_iteration_ == min(hist, key=lambda h: h["ddbi"])["iteration"]
+
+
+def _cli_args(store, state_dir):
+    """A deterministic tiny DISCA run on the command line (a fresh process: TensorFlow can still be
+    configured single-threaded with oneDNN off, which bit-identical reruns need)."""
+    return [sys.executable, "-m", "discaflow.cli", "disca", str(store), "--state-dir", str(state_dir),
+            "--blocks", "4", "--first-filters", "8", "--filter-step", "8", "--feature-dim", "64", "--max-iterations", "3",
+            "--learning-rate", "1e-3", "--epochs-per-iteration", "2", "--warmup-iterations", "2", "--k-candidates", "2", "3",
+            "--pca-components", "4", "--precision", "float32", "--deterministic"]
+
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_labels(small_set, tmp_path):
+    from discaflow.em import DiscaEM
+
+    whole = subprocess.run(_cli_args(small_set, tmp_path / "whole"), env=ENV, capture_output=True, text=True, timeout=900)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    part = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--iterations", "1"], env=ENV, capture_output=True, text=True, timeout=900)
+    assert part.returncode == 0 and not (tmp_path / "parts" / "iter_001").exists()
+    rest = subprocess.run(_cli_args(small_set, tmp_path / "parts"), env=ENV, capture_output=True, text=True, timeout=900)
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    a, b = DiscaEM()._load_result(tmp_path / "whole"), DiscaEM()._load_result(tmp_path / "parts")
+    assert np.array_equal(a.labels_, b.labels_)
+    assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
+    other = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--seed", "5"], env=ENV, capture_output=True, text=True, timeout=900)
+    assert other.returncode == 2 and "other DISCA parameters" in other.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_and_sigkill_then_resume(small_set, tmp_path):
+    """SIGTERM stops within seconds keeping complete iterations; after SIGKILL a rerun resumes."""
+    args = _cli_args(small_set, tmp_path / "s")
+    env = ENV
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        target = tmp_path / "s" / ("iter_000" if sig == signal.SIGTERM else "iter_001") / "state.json"
+        while not target.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert target.exists()
+        t = time.time()
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            assert time.time() - t < 15
+            assert rc == 143, proc.stderr.read()
+    out = subprocess.run(args + ["--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not list((tmp_path / "s").glob(".iter_*"))
+    whole = subprocess.run(_cli_args(small_set, tmp_path / "w"), env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0
+    from discaflow.em import DiscaEM
+
+    a = DiscaEM()._load_result(tmp_path / "s")
+    b = DiscaEM()._load_result(tmp_path / "w")
+    assert np.array_equal(a.labels_, b.labels_)
+    for name in ("labels.csv", "labels.star", "features.h5", "bundle/bundle.json"):
+        assert (tmp_path / "out" / name).exists()
+
+
+@pytest.mark.slow
+def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tmp_path):
+    from discaflow.bundle import load_bundle, predict_store
+    from discaflow.em import export_result
+
+    _run({**TINY, "max_iterations": 3}, three_classes, tmp_path / "s")
+    summary = export_result(tmp_path / "s", three_classes, tmp_path / "out")
+    assert summary["bundle_agreement"] == 1.0
+    bundle = load_bundle(tmp_path / "out" / "bundle")
+    with SubtomogramStore(three_classes) as store:
+        labels, post, feats = predict_store(bundle, store)
+    assert feats.shape == (150, 64) and np.all((post > 0) & (post <= 1))
+    with StoreWriter(tmp_path / "b16.h5", 16, 16.0) as w:
+        w.append(np.random.default_rng(0).standard_normal((4, 16, 16, 16)))
+    with SubtomogramStore(tmp_path / "b16.h5") as other, pytest.raises(InputError, match="16³ subtomograms, the model was trained on 24³"):
+        predict_store(bundle, other)
+    (tmp_path / "out" / "bundle" / "features.keras").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="corrupt or unreadable model bundle"):
+        load_bundle(tmp_path / "out" / "bundle")
+    with pytest.raises(InputError, match="not a DISCA model bundle"):
+        load_bundle(tmp_path)
+
+
+def test_candidates_clipped_for_small_sets(caplog):
+    from discaflow.em import DiscaParams, candidates_for
+
+    p = DiscaParams(pca_components=16)
+    assert candidates_for(p, 5, 60) == [2, 3]
+    assert "clipped" in caplog.text
+    assert candidates_for(p, 0, 60) == [3]  # warm-up: the largest allowed over-partition
+    assert candidates_for(DiscaParams(k_strategy="reference"), 0, 10_000) == [5, 10, 20]
+
+
+@pytest.mark.parametrize("case", ["empty", "nan"])
+def test_bad_store_for_disca(tmp_path, case):
+    from discaflow.em import DiscaEM
+
+    with StoreWriter(tmp_path / "s.h5", 24, 16.0, dtype="float32", normalize=False) as w:
+        if case == "nan":
+            x = np.zeros((4, 24, 24, 24), np.float32)
+            x[1, 2, 3, 4] = np.nan
+            w.append(x)
+    with pytest.raises(InputError) as err:
+        DiscaEM(**TINY).fit(tmp_path / "s.h5", tmp_path / "state")
+    assert "s.h5" in str(err.value) and "\n" not in str(err.value)

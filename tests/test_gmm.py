@@ -1,0 +1,64 @@
+"""PCA + GMM/BIC, DDBI and Hungarian matching on synthetic clusters."""
+
+import numpy as np
+import pytest
+
+from discaflow.gmm import agreement, ddbi, fit_mixtures, match_labels, params_from_labels
+
+
+def _blobs(k, n=150, d=6, spread=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, spread, (k, d))
+    labels = np.repeat(np.arange(k), n)
+    cov = [np.diag(rng.uniform(0.5, 1.5, d)) for _ in range(k)]
+    z = np.concatenate([rng.multivariate_normal(centres[j], cov[j], n) for j in range(k)])
+    return z, labels
+
+
+@pytest.mark.parametrize("k_true", [2, 3, 5, 8])
+def test_bic_picks_the_true_k(k_true):
+    z, truth = _blobs(k_true, seed=k_true)
+    best, fits = fit_mixtures(z, range(2, 11), seed=0)
+    assert best.k == k_true
+    assert agreement(truth, best.mixture.predict(z)) > 0.98
+    assert set(fits) == set(range(2, 11))
+
+
+def test_warm_start_kept_only_when_it_is_more_likely():
+    z, truth = _blobs(4, seed=1)
+    best, fits = fit_mixtures(z, [4], previous_labels=truth)
+    assert fits[4].loglik >= fits[4].mixture.score(z) * len(z) - 1e-6
+    bad = np.random.default_rng(0).integers(0, 4, len(z))  # warm start from random labels
+    best_bad, _ = fit_mixtures(z, [4], previous_labels=bad)
+    assert best_bad.loglik == pytest.approx(best.loglik, rel=1e-3)
+
+
+def test_ddbi_lower_for_better_separated_clusters():
+    tight, lt = _blobs(4, spread=12.0, seed=2)
+    loose, ll = _blobs(4, spread=2.0, seed=2)
+    assert ddbi(tight, lt) < ddbi(loose, ll)
+    # and lower for the true labels than for shuffled ones
+    shuffled = np.random.default_rng(0).permutation(lt)
+    assert ddbi(tight, lt) < ddbi(tight, shuffled)
+
+
+def test_hungarian_matching():
+    ref = np.array([0, 0, 1, 1, 2, 2, 2])
+    perm = np.array([2, 2, 0, 0, 1, 1, 1])
+    assert np.array_equal(match_labels(ref, perm), ref)
+    assert agreement(ref, perm) == 1.0
+    # more clusters than the reference: the extra one gets a new number
+    split = np.array([5, 5, 7, 7, 9, 9, 3])
+    out = match_labels(ref, split)
+    assert np.array_equal(out[:6], ref[:6]) and out[6] == 3
+    # fewer clusters: consecutive numbers, matched ones keep their order
+    merged = np.array([1, 1, 1, 1, 0, 0, 0])
+    assert agreement(ref, merged) == pytest.approx(5 / 7)
+    assert sorted(set(match_labels(ref, merged))) == [0, 1]
+
+
+def test_params_from_labels_shapes():
+    z, labels = _blobs(3, d=4)
+    w, m, p = params_from_labels(z, labels)
+    assert w.shape == (3,) and m.shape == (3, 4) and p.shape == (3, 4, 4)
+    assert np.isclose(w.sum(), 1.0)
