@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick clean-demo clean
 
 venv: $(STAMP)
 
@@ -35,7 +35,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
-bench: bench-simulate bench-picking
+bench: bench-simulate bench-picking bench-disca
 
 bench-simulate: $(STAMP)
 	$(BIN)/python bench/simulate.py
@@ -48,3 +48,9 @@ clean: clean-demo
 
 bench-picking: $(STAMP)
 	$(BIN)/python bench/picking.py
+
+bench-disca: $(STAMP)
+	$(BIN)/python bench/disca.py --preset reference
+
+bench-disca-quick: $(STAMP)
+	$(BIN)/python bench/disca.py --preset quick

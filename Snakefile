@@ -21,6 +21,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/pick_extract.smk"
+include: "workflow/rules/disca.smk"
 
 
 rule all:

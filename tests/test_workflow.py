@@ -26,7 +26,8 @@ def test_demo_config_is_valid_and_documented():
     readme = (REPO / "config" / "README.md").read_text()
     section = config["simulation"]["demo"]
     keys = {"results", *section, *section["imaging"], *section["subtomograms"], *section["tomograms"],
-            "pick", *config["pick"], "extract", *config["extract"], "datasets", *config["datasets"]["demo"], "tomograms"}
+            "pick", *config["pick"], "extract", *config["extract"], "datasets", *config["datasets"]["demo"], "tomograms",
+            "disca", *config["disca"]}
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"config/README.md does not document {missing}"
 
@@ -36,7 +37,8 @@ def test_demo_dry_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     for rule, count in [("simulate_subtomograms", 1), ("simulate_tomogram", 3), ("simulation_preview", 1), ("pick", 3),
-                        ("extract", 3), ("gather_subtomograms", 1), ("picks_preview", 1), ("evaluate_picking", 1)]:
+                        ("extract", 3), ("gather_subtomograms", 1), ("picks_preview", 1), ("evaluate_picking", 1),
+                        ("disca_round", 2), ("disca_result", 1)]:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
@@ -63,7 +65,7 @@ def test_schema_rejects_bad_config_with_one_line(edit, expected):
 
 def test_dataset_overrides_mirror_the_stage_sections():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
-    for stage in ("pick", "extract"):
+    for stage in ("pick", "extract", "disca"):
         base = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema[stage]["properties"].items()}
         assert schema[f"{stage}_override"]["properties"] == base
 
@@ -120,6 +122,9 @@ def test_tiny_workflow_run(tmp_path):
             "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
         }},
         "extract": {"box_vox": 16},
+        "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
+                  "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+                  "learning_rate": 1e-3, "precision": "float32"},
         "datasets": {"tiny": {"simulated": "tiny"}},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
@@ -129,7 +134,9 @@ def test_tiny_workflow_run(tmp_path):
     for rel in ["subtomograms.h5", "preview.png", "tomograms/tomo_000.mrc", "tomograms/tomo_001_particles.star",
                 "tomograms/tomo_001_clean.mrc"]:
         assert (root / rel).stat().st_size > 0, rel
-    for rel in ["subtomograms.h5", "picks/tomo_000.star", "picks/tomo_001.star", "picks_preview.png", "picking_evaluation.json"]:
+    for rel in ["subtomograms.h5", "picks/tomo_000.star", "picks/tomo_001.star", "picks_preview.png", "picking_evaluation.json",
+                "disca/rounds/round_00.json", "disca/rounds/round_01.json", "disca/labels.star", "disca/labels.csv",
+                "disca/bundle/bundle.json", "disca/history.json"]:
         assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
     # nothing to do on a second run
     again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))

@@ -294,18 +294,33 @@ class DiscaEM:
         self.params = DiscaParams(**params)
 
     # -- fitting
-    def fit(self, store_path, state_dir, max_new_iterations: int | None = None, init_from=None) -> "DiscaEM":
+    def fit(self, store_path, state_dir, max_new_iterations: int | None = None, init_from=None,
+            restart_on_change: bool = False) -> "DiscaEM":
+        """Run or resume the iterations.
+
+        The state directory remembers the parameters, the store (size and modification time) and the
+        initial model; a mismatch is an error, or with ``restart_on_change`` the old iterations are
+        deleted and the run starts over (what the workflow's first round does after a config edit).
+        """
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         self._clean_partial(state_dir)
         p = self.params
+        st = Path(store_path).stat() if Path(store_path).exists() else None
+        identity = {"params": json.loads(json.dumps(asdict(p), default=_json_default)),
+                    "store": {"name": Path(store_path).name, "size_bytes": st.st_size if st else None,
+                              "mtime_ns": st.st_mtime_ns if st else None},
+                    "init_from": str(init_from) if init_from else None}
         params_file = state_dir / "params.json"
-        if params_file.exists():
-            saved = json.loads(params_file.read_text())
-            if saved != json.loads(json.dumps(asdict(p), default=_json_default)):
-                raise InputError(f"{state_dir}: holds a run with other DISCA parameters; delete the directory to start over")
-        else:
-            params_file.write_text(json.dumps(asdict(p), indent=2, default=_json_default))
+        if params_file.exists() and json.loads(params_file.read_text()) != identity:
+            if not restart_on_change:
+                raise InputError(f"{state_dir}: holds a run with other DISCA parameters or another store; "
+                                 "delete the directory to start over")
+            log.info("%s: parameters or store changed: starting over", state_dir)
+            for child in state_dir.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if not params_file.exists():
+            params_file.write_text(json.dumps(identity, indent=2, default=_json_default))
         done = completed_iterations(state_dir)
         if done and read_state(state_dir, done[-1]).get("finished"):
             return self._load_result(state_dir)
@@ -374,6 +389,7 @@ class DiscaEM:
         import keras
 
         classifier.compile(optimizer=keras.optimizers.Nadam(self.params.learning_rate), loss=keras.losses.CategoricalHinge())
+        classifier.optimizer.build(classifier.trainable_variables)  # saved and loaded with all its variables
         return classifier
 
     def _iteration(self, i, classifier, prev_labels, trainer: Trainer, state_dir: Path):
@@ -472,6 +488,13 @@ class DiscaEM:
 
 # ---------------------------------------------------------------- results
 
+def params_from_settings(settings: dict) -> dict:
+    """DiscaParams keywords from a configuration ``disca`` section (workflow-only keys dropped)."""
+    names = {"blocks": "n_blocks"}
+    skip = {"iterations_per_job", "init_from"}
+    return {names.get(k, k): v for k, v in settings.items() if k not in skip}
+
+
 def export_result(state_dir, store_path, out_dir) -> dict:
     """Write the lowest-DDBI iteration's labels (CSV and STAR), features and model bundle.
 
@@ -497,7 +520,7 @@ def export_result(state_dir, store_path, out_dir) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     with SubtomogramStore(store_path) as store:
         info = {"k": em.n_clusters_, "best_iteration": b, "ddbi": em.ddbi_, "store": Path(store_path).name,
-                "params": json.loads((state_dir / "params.json").read_text())}
+                "params": json.loads((state_dir / "params.json").read_text())["params"]}
         write_bundle(out_dir / "bundle", classifier.get_layer("yopo_features"), mixture, store.box_vox, store.voxel_size_A, info)
         bundle = load_bundle(out_dir / "bundle")
         labels, posterior, feats = predict_store(bundle, store)

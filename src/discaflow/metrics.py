@@ -35,3 +35,22 @@ def inside_border(xyz: np.ndarray, shape_xyz, border) -> np.ndarray:
     """Which positions lie at least ``border`` pixels from every face of a volume of ``shape_xyz``."""
     xyz = np.asarray(xyz, float)
     return np.all((xyz >= border) & (xyz <= np.asarray(shape_xyz, float) - 1 - border), axis=1)
+
+
+def clustering_scores(truth: np.ndarray, labels: np.ndarray) -> dict:
+    """Homogeneity, completeness, V-measure (scikit-learn) and Hungarian accuracy.
+
+    Accuracy is the fraction of subtomograms in matched clusters after the best one-to-one matching of
+    clusters to classes; the DISCA paper reports it only when the number of clusters is right.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import homogeneity_completeness_v_measure
+
+    h, c, v = homogeneity_completeness_v_measure(truth, labels)
+    t = np.unique(truth, return_inverse=True)[1]
+    lab = np.unique(labels, return_inverse=True)[1]
+    overlap = np.zeros((lab.max() + 1, t.max() + 1), np.int64)
+    np.add.at(overlap, (lab, t), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    return {"k": int(lab.max() + 1), "k_true": int(t.max() + 1), "homogeneity": float(h), "completeness": float(c),
+            "v_measure": float(v), "accuracy": float(overlap[rows, cols].sum() / len(truth))}

@@ -42,6 +42,17 @@ except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
 
+def _names_regex(names):
+    import re
+
+    # a regex matching exactly these dataset names (one that matches nothing when there are none)
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+TRAINED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if not s.get("model")])
+PREDICTED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if s.get("model")])
+
+
 def tomogram_path(wildcards):
     return DATASETS[wildcards.dataset][wildcards.tomo]
 
@@ -80,4 +91,5 @@ def all_outputs():
         out.append(f"{RESULTS}/{ds}/picks_preview.png")
         if simulated_truth(ds):
             out.append(f"{RESULTS}/{ds}/picking_evaluation.json")
+        out.append(f"{RESULTS}/{ds}/disca/labels.star")
     return out

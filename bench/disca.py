@@ -1,0 +1,82 @@
+"""Benchmark the DISCA engine (`make bench-disca`): K estimated (never told), homogeneity,
+completeness, V-measure, Hungarian accuracy and seconds per iteration on simulated subtomograms of
+five shipped structures at SNR 0.1, tilt ±60°. Writes bench/results/disca.json (or disca_<preset>.json).
+
+Presets:
+  reference  the issue's setting: 5 × 200 subtomograms, the reference YOPO in mixed_bfloat16 (about
+             2–3 min per iteration on 2 CPU cores; for a GPU or a long run)
+  quick      5 × 100 subtomograms, a narrow YOPO (6 blocks, 16 + 8 per block filters, 256 features)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, write_result  # noqa: E402
+
+NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")
+PRESETS = {
+    "reference": {"per_class": 200, "params": {"precision": "mixed_bfloat16"}},
+    "quick": {"per_class": 100, "params": {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256,
+                                           "pca_components": 8, "learning_rate": 1e-4, "epochs_per_iteration": 2,
+                                           "max_iterations": 12, "precision": "mixed_bfloat16"}},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="reference")
+    ap.add_argument("--snr", type=float, default=0.1)
+    ap.add_argument("--k-strategy", default="overpartition")
+    ap.add_argument("--state-dir", default=None, help="keep (and resume) the run here")
+    args = ap.parse_args()
+
+    from discaflow.em import DiscaEM
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.metrics import clustering_scores
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    preset = PRESETS[args.preset]
+    tmp = Path(args.state_dir or tempfile.mkdtemp())
+    tmp.mkdir(parents=True, exist_ok=True)
+    store = tmp / "set.h5"
+    if not store.exists():
+        structures = [load_structure(REPO / "resources" / "structures" / f"{n}.mrc", 16.0) for n in NAMES]
+        simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
+    params = {**preset["params"], "k_strategy": args.k_strategy}
+    t = time.perf_counter()
+    em = DiscaEM(**params).fit(store, tmp / "state")
+    seconds = time.perf_counter() - t
+    with SubtomogramStore(store) as s:
+        truth = s.column("label")
+    print(f"{'it':>3} {'K':>3} {'DDBI':>8} {'agree':>7} {'homog':>6} {'compl':>6} {'V':>6} {'acc':>6} {'s':>6}")
+    rows = []
+    for h in em.history_:
+        labels = np.load(tmp / "state" / f"iter_{h['iteration']:03d}" / "labels.npy")
+        sc = clustering_scores(truth, labels)
+        rows.append({**{k: h[k] for k in ("iteration", "k", "ddbi", "agreement")}, **sc, "seconds": h["seconds"]["total"]})
+        agree = "-" if h["agreement"] is None else f"{h['agreement']:.3f}"
+        print(f"{h['iteration']:>3} {h['k']:>3} {h['ddbi']:>8.4f} {agree:>7} {sc['homogeneity']:>6.3f} {sc['completeness']:>6.3f} "
+              f"{sc['v_measure']:>6.3f} {sc['accuracy']:>6.3f} {h['seconds']['total']:>6.0f}")
+    final = clustering_scores(truth, em.labels_)
+    print(f"result (lowest DDBI, iteration {em.best_iteration_}): K = {final['k']} (true 5), homogeneity {final['homogeneity']:.3f}, "
+          f"completeness {final['completeness']:.3f}, V {final['v_measure']:.3f}, accuracy {final['accuracy']:.3f}; "
+          f"{np.mean([r['seconds'] for r in rows]):.0f} s per iteration")
+    name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
+    write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(NAMES),
+                        "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
+                        "result": final, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
+
+
+if __name__ == "__main__":
+    main()

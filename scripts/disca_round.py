@@ -1,0 +1,33 @@
+# Rule disca_round: run (or resume) up to iterations_per_job DISCA iterations; a JSON marker on success.
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+
+from discaflow.em import DiscaEM, Interrupted, completed_iterations, params_from_settings, read_state
+from discaflow.io.atomic import atomic_path
+from discaflow.rulerun import run_rule
+
+settings = snakemake.params.disca
+round_index = int(snakemake.wildcards.round)
+state_dir = Path(snakemake.params.state_dir)
+
+
+def body():
+    em = DiscaEM(**params_from_settings(settings))
+    try:
+        # Round 0 after a config or store change starts over; later rounds resume.
+        em.fit(snakemake.input.store, state_dir, max_new_iterations=settings["iterations_per_job"],
+               init_from=settings.get("init_from"), restart_on_change=(round_index == 0))
+    except Interrupted:
+        print("discaflow: DISCA stopped by a signal; rerun the workflow to resume", file=sys.stderr)
+        sys.exit(143)
+    done = completed_iterations(state_dir)
+    last = read_state(state_dir, done[-1]) if done else {}
+    with atomic_path(snakemake.output[0]) as tmp:
+        tmp.write_text(json.dumps({"round": round_index, "iterations_done": len(done),
+                                   "finished": bool(last.get("finished")), "k": last.get("k")}, indent=2))
+
+
+run_rule(snakemake, body)

@@ -1,0 +1,90 @@
+# DISCA: the EM iterations as a chain of GPU jobs ("rounds" of iterations_per_job iterations each,
+# a static DAG: round r waits for round r-1; rounds after convergence do nothing), then a CPU job that
+# exports the lowest-DDBI iteration. The per-iteration state lives in {results}/{dataset}/disca/state,
+# which is not a declared output: Snakemake never deletes it, so a killed round resumes from the last
+# complete iteration when it is run again.
+
+
+def disca_settings(wildcards):
+    return stage_settings(config, wildcards.dataset, "disca")
+
+
+def disca_rounds(dataset):
+    s = stage_settings(config, dataset, "disca")
+    return max(1, -(-s["max_iterations"] // s["iterations_per_job"]))
+
+
+def previous_round(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 0 else [f"{RESULTS}/{wildcards.dataset}/disca/rounds/round_{r - 1:02d}.json"]
+
+
+rule disca_round:
+    input:
+        store=f"{RESULTS}/{{dataset}}/subtomograms.h5",
+        previous=previous_round,
+    output:
+        f"{RESULTS}/{{dataset}}/disca/rounds/round_{{round}}.json",
+    wildcard_constraints:
+        round=r"\d{2}",
+        dataset=TRAINED_DATASETS,
+    params:
+        disca=disca_settings,
+        state_dir=lambda wc: f"{RESULTS}/{wc.dataset}/disca/state",
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/disca_round/{{dataset}}/round_{{round}}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../../scripts/disca_round.py"
+
+
+rule disca_result:
+    input:
+        store=f"{RESULTS}/{{dataset}}/subtomograms.h5",
+        last=lambda wc: f"{RESULTS}/{wc.dataset}/disca/rounds/round_{disca_rounds(wc.dataset) - 1:02d}.json",
+    output:
+        labels=f"{RESULTS}/{{dataset}}/disca/labels.csv",
+        star=f"{RESULTS}/{{dataset}}/disca/labels.star",
+        features=f"{RESULTS}/{{dataset}}/disca/features.h5",
+        history=f"{RESULTS}/{{dataset}}/disca/history.json",
+        bundle=directory(f"{RESULTS}/{{dataset}}/disca/bundle"),
+    wildcard_constraints:
+        dataset=TRAINED_DATASETS,
+    params:
+        state_dir=lambda wc: f"{RESULTS}/{wc.dataset}/disca/state",
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/disca_result/{{dataset}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../../scripts/disca_result.py"
+
+
+rule disca_predict:
+    input:
+        store=f"{RESULTS}/{{dataset}}/subtomograms.h5",
+        bundle=lambda wc: config["datasets"][wc.dataset]["model"],
+    output:
+        labels=f"{RESULTS}/{{dataset}}/disca/labels.csv",
+        star=f"{RESULTS}/{{dataset}}/disca/labels.star",
+    wildcard_constraints:
+        dataset=PREDICTED_DATASETS,
+    params:
+        version=VERSION,
+    log:
+        f"{RESULTS}/logs/disca_predict/{{dataset}}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../../scripts/disca_predict.py"
