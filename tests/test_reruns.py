@@ -1,0 +1,118 @@
+"""After a full run, config edits and changed inputs schedule exactly the stages they affect."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, STRUCTURES
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(workdir, config, *args):
+    (workdir / "c.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(workdir / "c.yaml"),
+                           "--directory", str(workdir), "--cores", "2", *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def _scheduled(workdir, config) -> dict:
+    """Job counts of a dry run: {rule: count}."""
+    proc = _snakemake(workdir, config, "-n", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Two datasets run to the end: 'sim' (a simulation's tomograms) and 'real' (MRC files on disk)."""
+    from discaflow.cli import main
+
+    work = tmp_path_factory.mktemp("project")
+    maps = [str(STRUCTURES / "3j9i.mrc"), str(STRUCTURES / "1bxn.mrc")]
+    assert main(["simulate", "tomograms", "--structures", *maps, "--voxel-size-A", "16", "--count", "2", "--seed", "3",
+                 "--shape-xyz-vox", "64", "64", "48", "--particles-per-class", "2", "--blobs", "2", "--vesicles", "0",
+                 "--out-dir", str(work / "data")]) == 0
+    config = {
+        "results": str(work / "results"),
+        "simulation": {"sim": {"structures": {"p20S": maps[0], "rubisco": maps[1]}, "voxel_size_A": 16.0,
+                               "subtomograms": {"per_class": 4},
+                               "tomograms": {"count": 1, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2,
+                                             "blobs": 2, "vesicles": 0}}},
+        "extract": {"box_vox": 16},
+        "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
+                  "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+                  "learning_rate": 1e-3, "precision": "float32"},
+        "datasets": {"sim": {"simulated": "sim"}, "real": {"tomograms": str(work / "data" / "tomo_*.mrc")}},
+    }
+    run = _snakemake(work, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work, config
+
+
+def _copy(config):
+    return yaml.safe_load(yaml.safe_dump(config))
+
+
+def test_nothing_changed_schedules_nothing(project):
+    work, config = project
+    assert _scheduled(work, config) == {}
+
+
+def test_disca_parameter_reruns_only_disca(project):
+    work, config = project
+    c = _copy(config)
+    c["disca"]["learning_rate"] = 2e-3
+    assert _scheduled(work, c) == {"disca_round": 4, "disca_result": 2, "all": 1}
+
+
+def test_dataset_pick_override_reruns_that_dataset_only(project):
+    work, config = project
+    c = _copy(config)
+    c["datasets"]["real"]["pick"] = {"threshold_t": 2.0}
+    assert _scheduled(work, c) == {"pick": 2, "extract": 2, "gather_subtomograms": 1, "picks_preview": 1,
+                                   "disca_round": 2, "disca_result": 1, "all": 1}
+
+
+def test_global_pick_change_reruns_every_dataset(project):
+    work, config = project
+    c = _copy(config)
+    c["pick"] = {"particle_radius_A": 60}
+    got = _scheduled(work, c)
+    assert got["pick"] == 3 and got["extract"] == 3 and got["disca_round"] == 4 and got["evaluate_picking"] == 1
+
+
+def test_changed_tomogram_reruns_only_its_dataset(project):
+    import mrcfile
+
+    work, config = project
+    path = work / "data" / "tomo_001.mrc"
+    backup = work / "tomo_001.backup"
+    shutil.copy2(path, backup)
+    try:
+        with mrcfile.open(path, mode="r+") as m:
+            m.data[0, 0, 0] += 1.0
+        got = _scheduled(work, config)
+        assert got == {"pick": 1, "extract": 1, "gather_subtomograms": 1, "disca_round": 2, "disca_result": 1, "all": 1}
+    finally:
+        shutil.move(backup, path)
+
+
+def test_adding_a_dataset_schedules_only_its_jobs(project):
+    work, config = project
+    c = _copy(config)
+    c["datasets"]["more"] = {"tomograms": [str(work / "data" / "tomo_000.mrc")]}
+    got = _scheduled(work, c)
+    assert got == {"pick": 1, "extract": 1, "gather_subtomograms": 1, "picks_preview": 1, "disca_round": 2,
+                   "disca_result": 1, "all": 1}
