@@ -141,3 +141,12 @@ def test_tiny_workflow_run(tmp_path):
     # nothing to do on a second run
     again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_duplicate_dataset_names_stop_the_run(tmp_path):
+    text = (REPO / "config" / "config.yaml").read_text()
+    text = text.replace("datasets:\n  demo:", "datasets:\n  demo:\n    simulated: demo\n  demo:", 1)
+    (tmp_path / "c.yaml").write_text(text.replace("results: results", f"results: {tmp_path / 'results'}"))
+    proc = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"))
+    assert proc.returncode != 0
+    assert "key 'demo' appears twice" in proc.stdout + proc.stderr

@@ -59,11 +59,45 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     return config
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (plain YAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise InputError(f"{getattr(loader, 'name', 'config')}: key {key!r} appears twice (lines "
+                             f"{seen[key] + 1} and {key_node.start_mark.line + 1}); names of datasets and keys must be unique")
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def check_yaml_file(path: str | Path) -> None:
+    """Raise :class:`InputError` for a YAML file that is unreadable or repeats a key."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            loader = _StrictLoader(fh)
+            loader.name = str(path)
+            try:
+                loader.get_single_data()
+            finally:
+                loader.dispose()
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_config(path: str | Path) -> dict:
     """Read a YAML configuration file and check it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: configuration file not found")
+    check_yaml_file(path)
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -1,11 +1,14 @@
 # Shared helpers: configuration checking and the list of final outputs.
 
 import discaflow
-from discaflow.config import check_config, SCHEMA_PATH
+from discaflow.config import check_config, check_yaml_file, SCHEMA_PATH
 from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
 
 try:
+    # YAML keeps the last of two equal keys silently: two datasets with one name would merge.
+    for _path in workflow.overwrite_configfiles or [Path(workflow.basedir) / "config" / "config.yaml"]:
+        check_yaml_file(_path)
     check_config(config)  # one clear line naming the key; fills defaults
 except InputError as exc:
     raise WorkflowError(str(exc)) from None

@@ -13,11 +13,19 @@ from discaflow.io.atomic import atomic_path
 
 
 def write_star(path: str | os.PathLike, tables: dict[str, pd.DataFrame] | pd.DataFrame) -> None:
-    """Write one table (block ``particles``) or several named blocks to ``path`` atomically."""
+    """Write one table (block ``particles``) or several named blocks to ``path`` atomically.
+
+    starfile's "Created … at <time>" comment is replaced by a fixed one, so the same table always
+    gives the same bytes (reruns and Snakemake's checksums see no change where there is none).
+    """
     if isinstance(tables, pd.DataFrame):
         tables = {"particles": tables}
     with atomic_path(path) as tmp:
         starfile.write(tables, tmp, overwrite=True)
+        lines = tmp.read_text().splitlines(keepends=True)
+        if lines and lines[0].startswith("# Created by the starfile"):
+            lines[0] = "# written by discaflow\n"
+        tmp.write_text("".join(lines))
 
 
 def read_star(path: str | os.PathLike, block: str = "particles") -> pd.DataFrame:

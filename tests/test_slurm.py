@@ -1,0 +1,103 @@
+"""The tiny demo through `--profile profiles/slurm` on a real one-node SLURM (started by the test)."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, STRUCTURES
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+
+CONFIG = {
+    "simulation": {"tiny": {"structures": {"p20S": str(STRUCTURES / "3j9i.mrc"), "rubisco": str(STRUCTURES / "1bxn.mrc")},
+                            "voxel_size_A": 16.0, "subtomograms": {"per_class": 4},
+                            "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2,
+                                          "blobs": 2, "vesicles": 0}}},
+    "extract": {"box_vox": 16},
+    "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
+              "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+              "learning_rate": 1e-3, "precision": "float32", "deterministic": True},
+    "datasets": {"tiny": {"simulated": "tiny"}},
+}
+# CI-only overrides: this node has 2 cores and no accounting database (squeue for status).
+OVERRIDES = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4",
+             "--latency-wait", "10",
+             "--default-resources", "slurm_partition=cpu", "runtime=10", "mem_mb=1000", "cpus_per_task=1",
+             "--set-resources", "disca_round:slurm_partition=gpu", "disca_round:gpu=1", "disca_round:mem_mb=2000",
+             "disca_round:cpus_per_task=1", "disca_result:mem_mb=2000", "disca_result:cpus_per_task=1",
+             "pick:cpus_per_task=1"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a one-node SLURM needs root to install and start its daemons")
+    state = tmp_path_factory.mktemp("slurm")
+    start = subprocess.run(["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=600)
+    if start.returncode != 0:
+        pytest.skip(f"could not start a one-node SLURM: {(start.stderr or start.stdout).strip().splitlines()[-1:]}")
+    yield state
+    subprocess.run(["bash", str(CLUSTER), "stop", str(state)], timeout=60)
+
+
+def _jobs() -> dict[int, dict]:
+    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if "JobId" in fields:
+            jobs[int(fields["JobId"])] = fields
+    return jobs
+
+
+def _run(workdir: Path, *extra):
+    (workdir / "c.yaml").write_text(yaml.safe_dump({**CONFIG, "results": str(workdir / "results")}))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(workdir / "c.yaml"),
+                           "--directory", str(workdir), *extra], capture_output=True, text=True, env=env, timeout=1200)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_demo_through_the_slurm_profile(cluster, tmp_path):
+    before = max(_jobs(), default=0)
+    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+    slurm_dir.mkdir(), local_dir.mkdir()
+    run = _run(slurm_dir, "--profile", str(REPO / "profiles" / "slurm"), *OVERRIDES)
+    assert run.returncode == 0, run.stderr[-4000:]
+    jobs = {k: v for k, v in _jobs().items() if k > before}
+    by_rule: dict[str, list[dict]] = {}
+    for job in jobs.values():
+        rule = job.get("Comment", "").removeprefix("rule_").split("_wildcards")[0]
+        by_rule.setdefault(rule, []).append(job)
+    expected = {"simulate_tomogram": 2, "simulate_subtomograms": 1, "simulation_preview": 1, "pick": 2, "extract": 2,
+                "gather_subtomograms": 1, "picks_preview": 1, "evaluate_picking": 1, "disca_round": 2, "disca_result": 1}
+    assert {r: len(j) for r, j in by_rule.items() if r in expected} == expected, sorted(by_rule)
+    for rule, js in by_rule.items():
+        for job in js:
+            assert job["JobState"] == "COMPLETED", (rule, job["JobState"])
+            if rule == "disca_round":
+                assert job["Partition"] == "gpu" and "gpu:1" in job.get("TresPerJob", ""), job
+            else:
+                assert job["Partition"] == "cpu", (rule, job["Partition"])
+    local = _run(local_dir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2")
+    assert local.returncode == 0, local.stderr[-4000:]
+    for rel in ["tiny/picks/tomo_000.star", "tiny/picks/tomo_001.star", "tiny/disca/labels.csv",
+                "tiny/disca/labels.star", "simulated/tiny/tomograms/tomo_001_particles.star"]:
+        a, b = slurm_dir / "results" / rel, local_dir / "results" / rel
+        assert a.exists() and _digest(a) == _digest(b), rel
+    import json
+
+    def history(d):  # timings differ between runs; K, DDBI and agreement must not
+        return [{k: h[k] for k in ("k", "ddbi", "agreement")} for h in json.loads((d / "results/tiny/disca/history.json").read_text())]
+
+    assert history(slurm_dir) == history(local_dir)
