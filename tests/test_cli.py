@@ -3,14 +3,13 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from discaflow.cli import main
 from discaflow.io.star import read_star
 from discaflow.io.store import SubtomogramStore
 
-from conftest import DATA, STRUCTURES
+from conftest import STRUCTURES
 
 MAPS = [str(STRUCTURES / "3j9i.mrc"), str(STRUCTURES / "1bxn.mrc")]
 

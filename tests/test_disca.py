@@ -1,6 +1,5 @@
 """The DISCA engine: YOPO, rotations with noise fill, the EM loop, checkpoints, prediction."""
 
-import json
 import os
 import signal
 import subprocess

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -200,7 +199,6 @@ class Trainer:
         """One epoch over every subtomogram and ``rotation_copies`` rotated copies of each."""
         from discaflow.augment import random_rotation_batch
 
-        keras = self.M.keras
         p = self.params
         rng = np.random.default_rng([p.seed, iteration, 17])
         # (index, copy) pairs in a random order; copy 0 is the original
@@ -393,7 +391,6 @@ class DiscaEM:
         return classifier
 
     def _iteration(self, i, classifier, prev_labels, trainer: Trainer, state_dir: Path):
-        import keras
 
         from discaflow import model as M
 

@@ -34,6 +34,7 @@ import os
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -41,6 +42,9 @@ from scipy import ndimage
 from discaflow.errors import InputError
 from discaflow.io.mrc import open_volume_mmap
 from discaflow.io.slabs import SlabReader, binned_shape, read_binned_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from discaflow.errors import InputError
 from discaflow.geometry import euler_zyz_deg, random_rotations, transform_volume
