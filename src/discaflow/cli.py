@@ -1,4 +1,4 @@
-"""The ``discaflow`` command: one subcommand per pipeline stage (argument parsing only).
+"""The discaflow command: one subcommand per pipeline stage.
 
 Expected problems with the input (:class:`discaflow.errors.InputError`) print one line,
 ``discaflow: error: <file or key>: <what is wrong and what to do>``, and exit with status 2.
