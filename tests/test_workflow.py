@@ -150,3 +150,17 @@ def test_duplicate_dataset_names_stop_the_run(tmp_path):
     proc = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"))
     assert proc.returncode != 0
     assert "key 'demo' appears twice" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slurm
+def test_gpu_rule_without_gpu_on_slurm_stops_before_any_job(tmp_path):
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        pytest.skip("the SLURM executor plugin needs the SLURM client (slurm-client) installed")
+    proc = _snakemake("--profile", str(REPO / "profiles" / "slurm"), "--set-resources", "disca_round:slurm_partition=cpu",
+                      "--config", f"results={tmp_path / 'results'}", "--slurm-status-command", "squeue")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "profile: rule disca_round asks for no GPU on SLURM" in out, out[-2000:]
+    assert not (tmp_path / "results").exists()

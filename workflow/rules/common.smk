@@ -56,6 +56,31 @@ TRAINED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if not
 PREDICTED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if s.get("model")])
 
 
+def _check_gpu_resources():
+    """On SLURM, the GPU rules must ask for a GPU (and a partition): one line before any job."""
+    plugin = getattr(workflow, "executor_plugin", None)
+    if plugin is None or getattr(plugin, "name", None) != "slurm":
+        return
+    overwrite = workflow.resource_settings.overwrite_resources
+    gpu_rules = []
+    if TRAINED_DATASETS != "(?!)":
+        gpu_rules.append("disca_round")
+    if PREDICTED_DATASETS != "(?!)":
+        gpu_rules.append("disca_predict")
+    for rule in gpu_rules:
+        res = dict(overwrite.get(rule, {}) or {})
+        if not any(k in res for k in ("gpu", "gres", "gpu_model")):
+            raise WorkflowError(
+                f"profile: rule {rule} asks for no GPU on SLURM; set '{rule}: gpu: 1' and a GPU "
+                f"slurm_partition under set-resources (see profiles/slurm/config.yaml)"
+            )
+
+
+# The executor is known only once the workflow starts: check then, before any job is submitted.
+onstart:
+    _check_gpu_resources()
+
+
 def tomogram_path(wildcards):
     return DATASETS[wildcards.dataset][wildcards.tomo]
 
