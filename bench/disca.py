@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--snr", type=float, default=0.1)
     ap.add_argument("--k-strategy", default="overpartition")
     ap.add_argument("--state-dir", default=None, help="keep (and resume) the run here")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override DISCA parameters of the preset, e.g. --set warmup_iterations=6 pca_components=4")
     args = ap.parse_args()
 
     from discaflow.em import DiscaEM
@@ -53,7 +55,8 @@ def main() -> None:
     if not store.exists():
         structures = [load_structure(REPO / "resources" / "structures" / f"{n}.mrc", 16.0) for n in NAMES]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
-    params = {**preset["params"], "k_strategy": args.k_strategy}
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    params = {**preset["params"], "k_strategy": args.k_strategy, **overrides}
     t = time.perf_counter()
     em = DiscaEM(**params).fit(store, tmp / "state")
     seconds = time.perf_counter() - t
@@ -73,6 +76,8 @@ def main() -> None:
           f"completeness {final['completeness']:.3f}, V {final['v_measure']:.3f}, accuracy {final['accuracy']:.3f}; "
           f"{np.mean([r['seconds'] for r in rows]):.0f} s per iteration")
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
+    if overrides:
+        name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(NAMES),
                         "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
                         "result": final, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
