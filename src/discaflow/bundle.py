@@ -109,3 +109,17 @@ def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
     z = (feats.astype(np.float64) - bundle.pca_mean) @ bundle.pca_components.T
     gm = bundle.mixture()
     return gm.predict(z), gm.predict_proba(z).max(axis=1), feats
+
+
+def labels_table(store, labels: np.ndarray, posterior: np.ndarray):
+    """The labels table written by ``disca`` and ``predict``: particle index, tomogram, unbinned
+    x/y/z, ``rlnClassNumber`` (1-based) and posterior, one row per subtomogram of an open store."""
+    import pandas as pd
+
+    coords, tomo, names = store.column("coords"), store.column("tomogram"), store.tomogram_names
+    return pd.DataFrame({
+        "dfParticleIndex": np.arange(len(labels)),
+        "rlnTomoName": [names[t] if 0 <= t < len(names) else "" for t in tomo],
+        "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
+        "rlnClassNumber": np.asarray(labels) + 1, "dfPosterior": posterior,
+    })

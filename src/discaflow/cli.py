@@ -151,21 +151,15 @@ def _cmd_disca(args) -> int:
 
 
 def _cmd_predict(args) -> None:
-    import numpy as np
-    import pandas as pd
 
-    from discaflow.bundle import load_bundle, predict_store
+    from discaflow.bundle import labels_table, load_bundle, predict_store
     from discaflow.io.atomic import atomic_path
     from discaflow.io.store import SubtomogramStore
 
     bundle = load_bundle(args.bundle)
     with SubtomogramStore(args.store) as store:
         labels, posterior, _ = predict_store(bundle, store)
-        coords, tomo, names = store.column("coords"), store.column("tomogram"), store.tomogram_names
-    table = pd.DataFrame({"dfParticleIndex": np.arange(len(labels)),
-                          "rlnTomoName": [names[t] if 0 <= t < len(names) else "" for t in tomo],
-                          "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
-                          "rlnClassNumber": labels + 1, "dfPosterior": posterior})
+        table = labels_table(store, labels, posterior)
     if str(args.out).endswith(".star"):
         from discaflow.io.star import write_star
 

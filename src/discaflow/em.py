@@ -501,9 +501,8 @@ def export_result(state_dir, store_path, out_dir) -> dict:
     """
     import h5py
     import keras
-    import pandas as pd
 
-    from discaflow.bundle import predict_store, write_bundle, load_bundle
+    from discaflow.bundle import labels_table, load_bundle, predict_store, write_bundle
     from discaflow.io.atomic import atomic_path
     from discaflow.io.star import write_star
 
@@ -521,14 +520,7 @@ def export_result(state_dir, store_path, out_dir) -> dict:
         write_bundle(out_dir / "bundle", classifier.get_layer("yopo_features"), mixture, store.box_vox, store.voxel_size_A, info)
         bundle = load_bundle(out_dir / "bundle")
         labels, posterior, feats = predict_store(bundle, store)
-        coords, tomo = store.column("coords"), store.column("tomogram")
-        names = store.tomogram_names
-        table = pd.DataFrame({
-            "dfParticleIndex": np.arange(len(store)),
-            "rlnTomoName": [names[t] if 0 <= t < len(names) else "" for t in tomo],
-            "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
-            "rlnClassNumber": em.labels_ + 1, "dfPosterior": em.posterior_,
-        })
+        table = labels_table(store, em.labels_, em.posterior_)
     # The bundle reproduces the best iteration's labels (same network, PCA and mixture).
     agree = float(np.mean(labels == em.labels_))
     if agree < 0.99:
