@@ -90,10 +90,16 @@ def open_volume_mmap(path: str | os.PathLike):
 
 
 def write_volume(path: str | os.PathLike, data: np.ndarray, voxel_size_A: float) -> None:
-    """Write ``data`` (``[z, y, x]``) as a float32 MRC with the voxel size in Å, atomically."""
+    """Write ``data`` (``[z, y, x]``) as an MRC with the voxel size in Å, atomically.
+
+    int8 and int16 arrays (label maps) keep their type (MRC modes 0 and 1); everything else is
+    written as float32 (mode 2)."""
     if voxel_size_A <= 0:
         raise ValueError(f"voxel size must be > 0 Å, got {voxel_size_A}")
+    arr = np.asarray(data)
+    if arr.dtype not in (np.int8, np.int16):
+        arr = arr.astype(np.float32)
     with atomic_path(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
+            mrc.set_data(np.ascontiguousarray(arr))
             mrc.voxel_size = float(voxel_size_A)
