@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average clean-demo clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,8 @@ venv-gpu: $(STAMP)
 # The whole pipeline on the embedded demo configuration (config/config.yaml), on this machine.
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
-	@echo "demo finished: see results/ (README, section 'What the demo produces')"
+	$(BIN)/snakemake --profile profiles/local --cores 1 --report results/report.html
+	@echo "demo finished: open results/report.html, or see results/ (README, section 'What the demo produces')"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -35,7 +36,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
-bench: bench-simulate bench-picking bench-disca
+bench: bench-simulate bench-picking bench-average bench-disca
 
 bench-simulate: $(STAMP)
 	$(BIN)/python bench/simulate.py
@@ -54,3 +55,6 @@ bench-disca: $(STAMP)
 
 bench-disca-quick: $(STAMP)
 	$(BIN)/python bench/disca.py --preset quick
+
+bench-average: $(STAMP)
+	$(BIN)/python bench/average.py

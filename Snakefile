@@ -11,6 +11,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+
+report: "workflow/report/workflow.rst"
+
 # The demo configuration, unless the user gives their own with --configfile (then only theirs is
 # used: merging the demo's datasets into a user's project would run them too).
 if not workflow.overwrite_configfiles:
@@ -22,6 +25,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/pick_extract.smk"
 include: "workflow/rules/disca.smk"
+include: "workflow/rules/postprocess.smk"
 
 
 rule all:

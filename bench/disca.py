@@ -31,12 +31,22 @@ PRESETS = {
 }
 
 
+def _structure_path(name: str) -> Path:
+    for folder in (REPO / "resources" / "structures", REPO.parent / "shared" / "data" / "polnet" / "maps_10A"):
+        if (folder / f"{name}.mrc").exists():
+            return folder / f"{name}.mrc"
+    raise SystemExit(f"structure {name}: no {name}.mrc in resources/structures/ or ../shared/data/polnet/maps_10A/")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="reference")
     ap.add_argument("--snr", type=float, default=0.1)
     ap.add_argument("--k-strategy", default="overpartition")
     ap.add_argument("--state-dir", default=None, help="keep (and resume) the run here")
+    ap.add_argument("--structures", nargs="+", default=list(NAMES),
+                    help="structure names: maps in resources/structures/ or ../shared/data/polnet/maps_10A/ "
+                         "(the K-estimation check uses 3, 5 and 8 of them, never telling DISCA how many)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override DISCA parameters of the preset, e.g. --set warmup_iterations=6 pca_components=4")
     args = ap.parse_args()
@@ -53,7 +63,7 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     store = tmp / "set.h5"
     if not store.exists():
-        structures = [load_structure(REPO / "resources" / "structures" / f"{n}.mrc", 16.0) for n in NAMES]
+        structures = [load_structure(_structure_path(n), 16.0) for n in args.structures]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     params = {**preset["params"], "k_strategy": args.k_strategy, **overrides}
@@ -72,13 +82,15 @@ def main() -> None:
         print(f"{h['iteration']:>3} {h['k']:>3} {h['ddbi']:>8.4f} {agree:>7} {sc['homogeneity']:>6.3f} {sc['completeness']:>6.3f} "
               f"{sc['v_measure']:>6.3f} {sc['accuracy']:>6.3f} {h['seconds']['total']:>6.0f}")
     final = clustering_scores(truth, em.labels_)
-    print(f"result (lowest DDBI, iteration {em.best_iteration_}): K = {final['k']} (true 5), homogeneity {final['homogeneity']:.3f}, "
+    print(f"result (lowest DDBI, iteration {em.best_iteration_}): K = {final['k']} (true {len(args.structures)}), homogeneity {final['homogeneity']:.3f}, "
           f"completeness {final['completeness']:.3f}, V {final['v_measure']:.3f}, accuracy {final['accuracy']:.3f}; "
           f"{np.mean([r['seconds'] for r in rows]):.0f} s per iteration")
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
     if overrides:
         name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
-    write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(NAMES),
+    if list(args.structures) != list(NAMES):
+        name += f"_{len(args.structures)}classes"
+    write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
                         "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
                         "result": final, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
 

@@ -73,7 +73,10 @@ def test_disca_parameter_reruns_only_disca(project):
     work, config = project
     c = _copy(config)
     c["disca"]["learning_rate"] = 2e-3
-    assert _scheduled(work, c) == {"disca_round": 4, "disca_result": 2, "all": 1}
+    # what follows DISCA: the classes checkpoint and its dependants (per-class averaging jobs appear
+    # once the checkpoint has run again, so a dry run cannot list them)
+    assert _scheduled(work, c) == {"disca_round": 4, "disca_result": 2, "classes": 2, "average_collect": 2, "embed": 3,
+                                   "export": 2, "training_figure": 2, "all": 1}
 
 
 def test_dataset_pick_override_reruns_that_dataset_only(project):
@@ -81,7 +84,8 @@ def test_dataset_pick_override_reruns_that_dataset_only(project):
     c = _copy(config)
     c["datasets"]["real"]["pick"] = {"threshold_t": 2.0}
     assert _scheduled(work, c) == {"pick": 2, "extract": 2, "gather_subtomograms": 1, "picks_preview": 1,
-                                   "disca_round": 2, "disca_result": 1, "all": 1}
+                                   "disca_round": 2, "disca_result": 1, "classes": 1, "average_collect": 1, "embed": 2,
+                                   "export": 1, "training_figure": 1, "all": 1}
 
 
 def test_global_pick_change_reruns_every_dataset(project):
@@ -103,7 +107,8 @@ def test_changed_tomogram_reruns_only_its_dataset(project):
         with mrcfile.open(path, mode="r+") as m:
             m.data[0, 0, 0] += 1.0
         got = _scheduled(work, config)
-        assert got == {"pick": 1, "extract": 1, "gather_subtomograms": 1, "disca_round": 2, "disca_result": 1, "all": 1}
+        assert got == {"pick": 1, "extract": 1, "gather_subtomograms": 1, "disca_round": 2, "disca_result": 1, "classes": 1,
+                       "average_collect": 1, "embed": 2, "export": 1, "training_figure": 1, "all": 1}
     finally:
         shutil.move(backup, path)
 
@@ -114,4 +119,48 @@ def test_adding_a_dataset_schedules_only_its_jobs(project):
     c["datasets"]["more"] = {"tomograms": [str(work / "data" / "tomo_000.mrc")]}
     got = _scheduled(work, c)
     assert got == {"pick": 1, "extract": 1, "gather_subtomograms": 1, "picks_preview": 1, "disca_round": 2,
-                   "disca_result": 1, "all": 1}
+                   "disca_result": 1, "classes": 1, "average_collect": 1, "embed": 1, "export": 1, "training_figure": 1,
+                   "all": 1}
+
+
+def _classes(work, dataset):
+    import json
+
+    return json.loads((work / "results" / dataset / "average" / "classes.json").read_text())["averaged"]
+
+
+def test_averaging_parameter_reruns_only_averaging_and_what_follows(project):
+    work, config = project
+    c = _copy(config)
+    c["average"] = {"iterations": 3}
+    n_classes = len(_classes(work, "sim")) + len(_classes(work, "real"))
+    assert n_classes >= 2
+    assert _scheduled(work, c) == {"average_class": n_classes, "average_collect": 2, "embed": 3, "export": 2, "all": 1}
+
+
+def test_export_and_embed_parameters_rerun_only_their_stage(project):
+    work, config = project
+    c = _copy(config)
+    c["datasets"]["real"]["export"] = {"voltage_kV": 200}
+    assert _scheduled(work, c) == {"export": 1, "all": 1}
+    c = _copy(config)
+    c["embed"] = {"label_threshold": 2.0}
+    assert _scheduled(work, c) == {"embed": 3, "all": 1}
+
+
+def test_post_processing_outputs_of_a_full_run(project):
+    import starfile
+
+    work, config = project
+    for ds, tomos in (("sim", ["tomo_000"]), ("real", ["tomo_000", "tomo_001"])):
+        root = work / "results" / ds
+        for c in _classes(work, ds):
+            for f in ("average.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "particles.csv", "summary.json"):
+                assert (root / "average" / f"class_{c:02d}" / f).stat().st_size > 0
+        for t in tomos:
+            for f in (f"{t}_density.mrc", f"{t}_labels.mrc", f"{t}_overlay.png"):
+                assert (root / "embed" / f).stat().st_size > 0
+        labels = starfile.read(root / "disca" / "labels.star")
+        r5 = starfile.read(root / "export" / "relion5_particles.star")
+        assert len(r5["particles"]) == len(labels)
+        assert (root / "disca" / "training.png").stat().st_size > 0

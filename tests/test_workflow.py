@@ -27,7 +27,8 @@ def test_demo_config_is_valid_and_documented():
     section = config["simulation"]["demo"]
     keys = {"results", *section, *section["imaging"], *section["subtomograms"], *section["tomograms"],
             "pick", *config["pick"], "extract", *config["extract"], "datasets", *config["datasets"]["demo"], "tomograms",
-            "disca", *config["disca"]}
+            "disca", *config["disca"], "average", *config["average"], "embed", *config["embed"],
+            "export", *config["export"]}
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"config/README.md does not document {missing}"
 
@@ -38,7 +39,8 @@ def test_demo_dry_run(tmp_path):
     out = proc.stdout + proc.stderr
     for rule, count in [("simulate_subtomograms", 1), ("simulate_tomogram", 3), ("simulation_preview", 1), ("pick", 3),
                         ("extract", 3), ("gather_subtomograms", 1), ("picks_preview", 1), ("evaluate_picking", 1),
-                        ("disca_round", 2), ("disca_result", 1)]:
+                        ("disca_round", 2), ("disca_result", 1), ("classes", 1), ("average_collect", 1), ("embed", 3),
+                        ("export", 1), ("training_figure", 1)]:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
@@ -65,7 +67,7 @@ def test_schema_rejects_bad_config_with_one_line(edit, expected):
 
 def test_dataset_overrides_mirror_the_stage_sections():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
-    for stage in ("pick", "extract", "disca"):
+    for stage in ("pick", "extract", "disca", "average", "embed", "export"):
         base = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema[stage]["properties"].items()}
         assert schema[f"{stage}_override"]["properties"] == base
 
@@ -138,9 +140,21 @@ def test_tiny_workflow_run(tmp_path):
                 "disca/rounds/round_00.json", "disca/rounds/round_01.json", "disca/labels.star", "disca/labels.csv",
                 "disca/bundle/bundle.json", "disca/history.json"]:
         assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
+    for rel in ["average/summary.json", "average/poses.csv", "average/gallery.png", "average/fsc.png",
+                "embed/tomo_000_density.mrc", "embed/tomo_001_labels.mrc", "embed/tomo_001_overlay.png",
+                "export/relion5_particles.star", "export/relion5_import.star", "export/warp_particles.star",
+                "export/particles.csv", "disca/training.png"]:
+        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
     # nothing to do on a second run
     again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # the HTML report builds, with the post-processing figures in it
+    rep = _snakemake("--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path),
+                     "--report", str(tmp_path / "report.html"))
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    for name in ("gallery.png", "fsc.png", "tomo_000_overlay.png", "training.png", "picks_preview.png"):
+        assert name in html, name
 
 
 def test_duplicate_dataset_names_stop_the_run(tmp_path):

@@ -170,6 +170,59 @@ def _cmd_predict(args) -> None:
     print(f"wrote {args.out}: {len(table)} subtomograms in {bundle.k} classes")
 
 
+def _average_settings(args) -> dict:
+    return {"iterations": args.iterations, "global_iterations": args.global_iterations,
+            "global_step_deg": args.global_step_deg, "local_step_deg": args.local_step_deg,
+            "max_shift_vox": args.max_shift_vox, "tilt_min_deg": None if args.no_wedge else args.tilt_range[0],
+            "tilt_max_deg": None if args.no_wedge else args.tilt_range[1], "seed": args.seed}
+
+
+def _cmd_average(args) -> None:
+    from discaflow.average import collect_averages, run_average_class
+
+    from discaflow.io.tables import read_table
+
+    classes = args.classes or sorted(int(c) for c in read_table(args.labels)["rlnClassNumber"].unique())
+    dirs = {}
+    for c in classes:
+        dirs[c] = Path(args.out_dir) / f"class_{c:02d}"
+        s = run_average_class(args.store, args.labels, c, dirs[c], _average_settings(args))
+        print(f"class {c}: {s['particles']} particles, FSC 0.143 at {s['resolution_fsc0143_A']:.1f} Å "
+              f"(0.5: {s['resolution_fsc05_A']:.1f} Å)")
+    collect_averages(dirs, Path(args.out_dir))
+
+
+def _tomogram_arg(values) -> dict:
+    out = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            name, path = Path(v).stem, v
+        out[name] = path
+    return out
+
+
+def _cmd_export(args) -> None:
+    from discaflow.export import run_export
+    from discaflow.io.slabs import SlabReader
+
+    sizes = {name: SlabReader(path).shape[::-1] for name, path in _tomogram_arg(args.tomograms).items()}
+    r = run_export(args.store, args.labels, args.poses, sizes, args.out_dir,
+                   {"micrograph_suffix": args.micrograph_suffix, "voltage_kV": args.voltage_kV})
+    print(f"exported {r['particles']} particles of {r['classes']} classes to {args.out_dir}")
+
+
+def _cmd_embed(args) -> None:
+    from discaflow.embed import run_embed
+
+    (name, path), = _tomogram_arg([args.tomogram]).items()
+    averages = {int(k): v for k, v in (a.split("=", 1) for a in args.average)}
+    out = Path(args.out_prefix)
+    r = run_embed(path, name, args.store, args.labels, args.poses, averages, f"{out}_density.mrc", f"{out}_labels.mrc",
+                  f"{out}_overlay.png", {"label_threshold": args.label_threshold})
+    print(f"{r['tomogram']}: embedded {r['particles']} particles into {out}_density.mrc and {out}_labels.mrc")
+
+
 def _add_geometry_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voxel-size-A", type=float, default=None, help="tomogram voxel size in Å (default: the MRC header)")
     p.add_argument("--target-voxel-size-A", type=float, default=None, help="bin (block average) to about this voxel size")
@@ -265,6 +318,42 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--bundle", required=True, help="bundle directory written by discaflow disca --out")
     pr.add_argument("--out", required=True, help="labels (.csv or .star)")
     pr.set_defaults(func=_cmd_predict)
+
+    av = stages.add_parser("average", help="align and average each class (gold-standard FSC)")
+    av.add_argument("store")
+    av.add_argument("labels", help="labels.csv written by disca or predict")
+    av.add_argument("--classes", type=int, nargs="+", default=None, help="class numbers (default: all)")
+    av.add_argument("--iterations", type=int, default=7)
+    av.add_argument("--global-iterations", type=int, default=4, help="iterations that search all of SO(3)")
+    av.add_argument("--global-step-deg", type=float, default=30.0)
+    av.add_argument("--local-step-deg", type=float, default=10.0)
+    av.add_argument("--max-shift-vox", type=float, default=4.0)
+    av.add_argument("--tilt-range", type=float, nargs=2, default=[-60.0, 60.0], metavar=("MIN", "MAX"),
+                    help="tilt range of the data in degrees (missing wedge, tilt axis y)")
+    av.add_argument("--no-wedge", action="store_true", help="no missing-wedge compensation")
+    av.add_argument("--seed", type=int, default=0)
+    av.add_argument("--out-dir", required=True)
+    av.set_defaults(func=_cmd_average)
+
+    em = stages.add_parser("embed", help="paste class averages back into one tomogram (density + label MRC, PNG)")
+    em.add_argument("tomogram", help="NAME=PATH or PATH (name = file stem)")
+    em.add_argument("--store", required=True)
+    em.add_argument("--labels", required=True)
+    em.add_argument("--poses", required=True, help="poses.csv written by average")
+    em.add_argument("--average", nargs="+", required=True, metavar="CLASS=MRC")
+    em.add_argument("--label-threshold", type=float, default=1.0, help="in standard deviations of the average")
+    em.add_argument("--out-prefix", required=True)
+    em.set_defaults(func=_cmd_embed)
+
+    xp = stages.add_parser("export", help="particle lists: RELION 5, Warp/RELION 3-4 STAR and CSV")
+    xp.add_argument("store")
+    xp.add_argument("labels")
+    xp.add_argument("--poses", default=None, help="poses.csv from average (default: pick positions, no angles)")
+    xp.add_argument("--tomograms", nargs="+", required=True, metavar="NAME=MRC", help="the dataset's tomograms (for their sizes)")
+    xp.add_argument("--micrograph-suffix", default=".tomostar", help="appended to tomogram names in rlnMicrographName (Warp)")
+    xp.add_argument("--voltage-kV", type=float, default=300.0)
+    xp.add_argument("--out-dir", required=True)
+    xp.set_defaults(func=_cmd_export)
     return parser
 
 

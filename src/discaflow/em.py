@@ -326,6 +326,10 @@ class DiscaEM:
             n = len(store)
             if n == 0:
                 raise InputError(f"{store.path}: the store holds no subtomograms; check picking")
+            smallest = min(REFERENCE_CANDIDATES if p.k_strategy == "reference" else p.k_candidates)
+            if n < max(2, smallest):
+                raise InputError(f"{store.path}: {n} subtomogram(s), fewer than the smallest candidate K ({smallest}); "
+                                 "pick more particles or lower disca.k_candidates")
             self._check_store(store)
             configure_tensorflow(p.seed, p.deterministic)
             import keras

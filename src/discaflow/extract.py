@@ -145,3 +145,30 @@ def run_extract(tomogram, picks_star, out_path, settings: dict, voxel_size_A=Non
     return extract_tomogram(tomogram, read_star(picks_star), out_path, box_vox=settings.get("box_vox", 24),
                             voxel_size_A=voxel_size_A, target_voxel_size_A=target_voxel_size_A,
                             dtype=settings.get("dtype", "float16"), edge=settings.get("edge", "skip"), tomo_name=tomo_name)
+
+
+def subset_store(store_path, labels_csv, out_path, exclude_classes, batch_size: int = 1024) -> dict:
+    """A store of the particles of ``store_path`` whose class in ``labels_csv`` is not in
+    ``exclude_classes`` (multi-stage mining: DISCA again on what the first stage did not explain)."""
+    from discaflow.io.tables import read_table
+
+    labels = read_table(labels_csv)
+    exclude = set(int(c) for c in exclude_classes)
+    unknown = exclude - set(int(c) for c in labels["rlnClassNumber"].unique())
+    if unknown:
+        raise InputError(f"stages.exclude_classes: classes {sorted(unknown)} are not in {labels_csv}; "
+                         f"it has classes {sorted(int(c) for c in labels['rlnClassNumber'].unique())}")
+    keep = np.sort(labels.loc[~labels["rlnClassNumber"].isin(exclude), "dfParticleIndex"].to_numpy(np.int64))
+    if len(keep) == 0:
+        raise InputError(f"stages.exclude_classes: excluding {sorted(exclude)} leaves no particle of {labels_csv}")
+    with SubtomogramStore(store_path) as s:
+        coords, tomo, score = s.column("coords"), s.column("tomogram"), s.column("score")
+        with StoreWriter(out_path, s.box_vox, s.voxel_size_A, dtype=str(s.dtype), binning=s.binning, normalize=False,
+                         input_normalized=s.normalized, tomogram_names=s.tomogram_names, source_files=s.source_files,
+                         metadata={**s.metadata, "subset_of": s.path.name, "excluded_classes": sorted(exclude),
+                                   "parent_indices_note": "row i is parent row parent_index[i]"}) as w:
+            for a in range(0, len(keep), batch_size):
+                sel = keep[a: a + batch_size]
+                w.append(s.take(sel), coords=coords[sel], tomogram=tomo[sel], score=score[sel])
+    log.info("stage subset: %d of %d particles (classes %s excluded)", len(keep), len(labels), sorted(exclude))
+    return {"kept": int(len(keep)), "of": int(len(labels))}

@@ -54,3 +54,18 @@ def clustering_scores(truth: np.ndarray, labels: np.ndarray) -> dict:
     rows, cols = linear_sum_assignment(-overlap)
     return {"k": int(lab.max() + 1), "k_true": int(t.max() + 1), "homogeneity": float(h), "completeness": float(c),
             "v_measure": float(v), "accuracy": float(overlap[rows, cols].sum() / len(truth))}
+
+
+def true_classes_of_particles(coords_xyz: np.ndarray, tomogram_names, truth_tables: dict, radius_px: float) -> np.ndarray:
+    """Ground-truth class (0-based) of each particle: the class of the nearest true particle of its
+    tomogram within ``radius_px`` (unbinned pixels), else −1 (a pick of something else)."""
+    out = np.full(len(coords_xyz), -1, np.int64)
+    names = np.asarray(tomogram_names)
+    for name, truth in truth_tables.items():
+        sel = np.flatnonzero(names == name)
+        if len(sel) == 0 or len(truth) == 0:
+            continue
+        d, j = cKDTree(truth[XYZ].to_numpy(float)).query(np.asarray(coords_xyz, float)[sel])
+        cls = truth["rlnClassNumber"].to_numpy(np.int64)[j] - 1
+        out[sel] = np.where(d <= radius_px, cls, -1)
+    return out

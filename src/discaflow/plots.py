@@ -101,3 +101,116 @@ def plot_picks(tomogram_mrc, picks_star, out_png, target_voxel_size_A=None, voxe
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     ax.set_xticks([]); ax.set_yticks([])
     _save(fig, out_png)
+
+
+# ---------------------------------------------------------------- post-processing figures
+
+def plot_fsc(curves: dict, out_png) -> None:
+    """FSC curves (name → DataFrame with ``resolution_A`` and ``fsc``) against 1/resolution, with the
+    0.143 and 0.5 thresholds."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, (name, c) in enumerate(curves.items()):
+        freq = 1.0 / np.asarray(c["resolution_A"], float)
+        ax.plot(freq[1:], np.asarray(c["fsc"])[1:], "-o", ms=3, color=CLASS_COLORS[k % 10], label=name)
+    for t in (0.143, 0.5):
+        ax.axhline(t, color="grey", lw=0.8, ls="--")
+        ax.text(ax.get_xlim()[1], t, f" {t}", va="center", fontsize=8, color="grey")
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC (half maps)")
+    ax.set_ylim(-0.2, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title("gold-standard Fourier shell correlation")
+    _save(fig, out_png)
+
+
+def plot_class_gallery(averages: list, titles: list[str], out_png) -> None:
+    """Central slices (XY, XZ, YZ) of each class average, one row per class."""
+    n = max(1, len(averages))
+    fig, axes = plt.subplots(n, 3, figsize=(6.2, 2.1 * n + 0.4), squeeze=False)
+    for row, (vol, title) in enumerate(zip(averages, titles)):
+        c = vol.shape[0] // 2
+        for col, (img, plane) in enumerate(((vol[c], "XY"), (vol[:, c, :], "XZ"), (vol[:, :, c], "YZ"))):
+            ax = axes[row, col]
+            ax.imshow(img, cmap="gray", origin="lower")
+            ax.set_xticks([]); ax.set_yticks([])
+            if row == 0:
+                ax.set_title(plane, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(title, fontsize=8, color=CLASS_COLORS[row % 10])
+    fig.suptitle("class averages (central slices; density dark as in the tomogram)", fontsize=10)
+    _save(fig, out_png)
+
+
+def plot_embedding_overlay(slices: dict, label_slices: dict, class_names: list[str], title: str, out_png) -> None:
+    """Tomogram slices (plane → 2-D array) with the re-embedded classes coloured on top."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    planes = list(slices)
+    widths = [slices[p].shape[1] for p in planes]
+    fig, axes = plt.subplots(len(planes), 1, figsize=(9, 9 * sum(slices[p].shape[0] for p in planes) / max(widths) + 1.0),
+                             gridspec_kw={"height_ratios": [slices[p].shape[0] for p in planes]}, squeeze=False)
+    colours = ListedColormap([(0, 0, 0, 0)] + [(*CLASS_COLORS[k % 10], 0.55) for k in range(max(1, len(class_names)))])
+    for ax, plane in zip(axes[:, 0], planes):
+        img = slices[plane]
+        lo, hi = np.percentile(img, [1, 99])
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="lower")
+        ax.imshow(label_slices[plane], cmap=colours, vmin=0, vmax=len(class_names), origin="lower", interpolation="nearest")
+        ax.set_ylabel(plane, fontsize=9)
+        ax.set_xticks([]); ax.set_yticks([])
+    handles = [Patch(color=CLASS_COLORS[k % 10], label=name) for k, name in enumerate(class_names)]
+    if handles:
+        axes[0, 0].legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+    axes[0, 0].set_title(title, fontsize=9)
+    _save(fig, out_png)
+
+
+def plot_training(history: list[dict], embeddings: list, labels: list, truth, out_png) -> None:
+    """DISCA per iteration: K, DDBI and label agreement, and 2-D t-SNE maps of the features (first,
+    middle, best and last iteration) coloured by label and, when known, by true class."""
+    its = [h["iteration"] for h in history]
+    n_maps = len(embeddings)
+    rows = 1 + (2 if truth is not None else 1)
+    fig = plt.figure(figsize=(3.2 * max(3, n_maps), 3.0 * rows))
+    gs = fig.add_gridspec(rows, max(3, n_maps), hspace=0.45, wspace=0.3)
+    for col, (key, name) in enumerate((("k", "K"), ("ddbi", "DDBI (lower is better)"), ("agreement", "label agreement"))):
+        ax = fig.add_subplot(gs[0, col])
+        vals = [h.get(key) for h in history]
+        ax.plot(its, [np.nan if v is None else v for v in vals], "-o", ms=3)
+        ax.set_xlabel("iteration"); ax.set_title(name, fontsize=9)
+    for j, (title, xy) in enumerate(embeddings):
+        for r, (colour_by, name) in enumerate([(labels[j], "label")] + ([(truth, "true class")] if truth is not None else [])):
+            ax = fig.add_subplot(gs[1 + r, j])
+            ax.scatter(xy[:, 0], xy[:, 1], s=4, c=[CLASS_COLORS[int(v) % 10] for v in colour_by])
+            ax.set_xticks([]); ax.set_yticks([])
+            ax.set_title(f"{title}: by {name}", fontsize=8)
+    fig.suptitle("DISCA training: K, DDBI and agreement per iteration; t-SNE of the features", fontsize=10)
+    _save(fig, out_png)
+
+
+def plot_training_from_state(state_dir, history_json, labels_csv, out_png, truth=None, max_points: int = 2000,
+                             seed: int = 0) -> None:
+    """:func:`plot_training` from a DISCA state directory: t-SNE (scikit-learn) of the PCA features of
+    the first, middle, best (lowest DDBI) and last iterations, at most ``max_points`` particles."""
+    import json
+
+    from sklearn.manifold import TSNE
+
+    history = json.loads(Path(history_json).read_text())
+    its = [h["iteration"] for h in history]
+    best = min(history, key=lambda h: h["ddbi"] if h.get("ddbi") is not None else np.inf)["iteration"]
+    chosen = sorted(set([its[0], its[len(its) // 2], best, its[-1]]))
+    rng = np.random.default_rng(seed)
+    n = len(np.load(Path(state_dir) / f"iter_{its[0]:03d}" / "labels.npy"))
+    pick = np.sort(rng.choice(n, size=min(n, max_points), replace=False))
+    embeddings, labels = [], []
+    for i in chosen:
+        d = Path(state_dir) / f"iter_{i:03d}"
+        z = np.load(d / "z.npy")[pick]
+        perplexity = float(min(30, max(2, (len(z) - 1) / 3)))
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+        tag = "best" if i == best else ""
+        embeddings.append((f"iteration {i} {tag}".strip(), xy))
+        labels.append(np.load(d / "labels.npy")[pick])
+    t = None if truth is None else np.where(np.asarray(truth)[pick] < 0, 9, np.asarray(truth)[pick])
+    plot_training(history, embeddings, labels, t, out_png)

@@ -52,6 +52,24 @@ def _names_regex(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
+# Multi-stage mining: stage k of dataset D is the dataset "D.stage<k>", made of the particles of stage
+# k−1 (D itself for k = 2) that are not in its exclude_classes; it has D's tomograms and settings with the
+# stage's DISCA overrides, and its own results directory. It is trained (never predicted).
+STAGES = {}
+for _ds, _section in list(config["datasets"].items()):
+    _parent = _ds
+    for _k, _stage in enumerate(_section.get("stages") or [], start=2):
+        _name = f"{_ds}.stage{_k}"
+        if _name in config["datasets"]:
+            raise WorkflowError(f"config key 'datasets.{_name}': the name is taken by stage {_k} of dataset {_ds}; rename the dataset")
+        STAGES[_name] = {"parent": _parent, "exclude_classes": list(_stage["exclude_classes"])}
+        config["datasets"][_name] = {**{k: v for k, v in _section.items() if k not in ("stages", "model")},
+                                     "model": None, "stages": [],
+                                     "disca": {**_section.get("disca", {}), **_stage.get("disca", {})}}
+        DATASETS[_name] = DATASETS[_ds]
+        _parent = _name
+STAGE_DATASETS = _names_regex(list(STAGES))
+PICKED_DATASETS = _names_regex([d for d in config["datasets"] if d not in STAGES])
 TRAINED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if not s.get("model")])
 PREDICTED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if s.get("model")])
 
@@ -116,8 +134,14 @@ def all_outputs():
         out.append(f"{RESULTS}/simulated/{sim}/preview.png")
     for ds in config["datasets"]:
         out.append(f"{RESULTS}/{ds}/subtomograms.h5")
-        out.append(f"{RESULTS}/{ds}/picks_preview.png")
-        if simulated_truth(ds):
-            out.append(f"{RESULTS}/{ds}/picking_evaluation.json")
+        if ds not in STAGES:
+            out.append(f"{RESULTS}/{ds}/picks_preview.png")
+            if simulated_truth(ds):
+                out.append(f"{RESULTS}/{ds}/picking_evaluation.json")
         out.append(f"{RESULTS}/{ds}/disca/labels.star")
+        out.append(f"{RESULTS}/{ds}/average/summary.json")
+        out.append(f"{RESULTS}/{ds}/export/relion5_particles.star")
+        out += expand(f"{RESULTS}/{ds}/embed/{{tomo}}_overlay.png", tomo=DATASETS[ds])
+        if not config["datasets"][ds].get("model"):
+            out.append(f"{RESULTS}/{ds}/disca/training.png")
     return out

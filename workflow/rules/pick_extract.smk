@@ -47,6 +47,8 @@ rule gather_subtomograms:
         lambda wc: expand(f"{RESULTS}/{wc.dataset}/extract/{{tomo}}.h5", tomo=DATASETS[wc.dataset]),
     output:
         f"{RESULTS}/{{dataset}}/subtomograms.h5",
+    wildcard_constraints:
+        dataset=PICKED_DATASETS,
     params:
         version=VERSION,
     log:

@@ -39,6 +39,10 @@ def read_star(path: str | os.PathLike, block: str = "particles") -> pd.DataFrame
         raise InputError(f"{path}: not a readable STAR file ({type(exc).__name__}); check the file") from None
     if block not in data:
         if not data:
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+            if b"data_" not in head:
+                raise InputError(f"{path}: not a STAR file (no data_ block); give the particle table written by pick")
             return pd.DataFrame()
         raise InputError(f"{path}: no data_{block} block (found {', '.join(data)})")
     return data[block]
