@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale clean-demo clean
 
 venv: $(STAMP)
 
@@ -58,3 +58,6 @@ bench-disca-quick: $(STAMP)
 
 bench-average: $(STAMP)
 	$(BIN)/python bench/average.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py

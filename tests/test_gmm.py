@@ -62,3 +62,34 @@ def test_params_from_labels_shapes():
     w, m, p = params_from_labels(z, labels)
     assert w.shape == (3,) and m.shape == (3, 4) and p.shape == (3, 4, 4)
     assert np.isclose(w.sum(), 1.0)
+
+
+def test_split_test_splits_two_populations_and_leaves_one_alone():
+    from discaflow.gmm import split_clusters
+
+    rng = np.random.default_rng(0)
+    d = 64
+    one = rng.standard_normal((300, d))
+    shift = np.zeros(d)
+    shift[5] = 6.0  # the two populations differ along one direction only
+    two = np.vstack([rng.standard_normal((150, d)), rng.standard_normal((150, d)) + shift])
+    feats = np.vstack([one, two])
+    labels = np.repeat([0, 1], 300)
+    new, rec = split_clusters(feats, labels, dims=4, seed=0)
+    assert [r["split"] for r in rec] == [False, True]
+    assert new.max() == 2
+    # the split follows the two populations
+    part = new[300:]
+    truth = np.repeat([0, 1], 150)
+    assert max(np.mean((part == 2) == truth), np.mean((part == 2) != truth)) > 0.97
+    assert (new[:300] == 0).all()
+
+
+def test_mixture_from_labels_reproduces_separated_labels():
+    from discaflow.gmm import mixture_from_labels
+
+    rng = np.random.default_rng(1)
+    z = np.vstack([rng.standard_normal((100, 3)) + [8 * k, 0, 0] for k in range(3)])
+    labels = np.repeat([0, 1, 2], 100)
+    gm = mixture_from_labels(z, labels)
+    assert np.mean(gm.predict(z) == labels) > 0.99

@@ -223,3 +223,27 @@ def test_export_round_trips_through_starfile(tmp_path):
     assert (per_class["rlnClassNumber"] == 2).all() and len(per_class) == 10
     csv = pd.read_csv(tmp_path / "out" / "particles.csv")
     assert np.allclose(csv[["x_px_unbinned", "y_px_unbinned", "z_px_unbinned"]].to_numpy(), expected_px, atol=1e-6)
+
+
+def test_overlapping_boxes_go_to_the_same_half():
+    from discaflow.average import half_sets, overlap_groups
+
+    rng = np.random.default_rng(0)
+    # three tomograms; in each, chains of particles 10 px apart (boxes of 24 px overlap) and loners
+    coords, tomo = [], []
+    for t in range(3):
+        for chain in range(4):
+            start = rng.uniform(0, 1000, 3)
+            for j in range(1 + chain):
+                coords.append(start + [10.0 * j, 0, 0])
+                tomo.append(t)
+    coords, tomo = np.array(coords), np.array(tomo)
+    groups = overlap_groups(coords, tomo, 24.0)
+    assert len(np.unique(groups)) == 12  # 4 chains per tomogram
+    half = half_sets(len(coords), groups, rng)
+    for g in np.unique(groups):
+        assert len(set(half[groups == g])) == 1
+    assert abs(np.sum(half == 1) - np.sum(half == 2)) <= 4
+    # the same positions in different tomograms never group
+    same = overlap_groups(np.zeros((3, 3)), np.arange(3), 24.0)
+    assert len(np.unique(same)) == 3

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -164,3 +165,31 @@ def test_post_processing_outputs_of_a_full_run(project):
         r5 = starfile.read(root / "export" / "relion5_particles.star")
         assert len(r5["particles"]) == len(labels)
         assert (root / "disca" / "training.png").stat().st_size > 0
+
+
+def test_a_second_stage_runs_on_the_particles_of_the_other_classes(project):
+    """Multi-stage mining: adding a stage schedules only its jobs, and its store holds exactly the
+    particles of stage 1 outside the excluded class."""
+    import pandas as pd
+
+    from discaflow.io.store import SubtomogramStore
+
+    work, config = project
+    c = _copy(config)
+    labels = pd.read_csv(work / "results" / "real" / "disca" / "labels.csv")
+    counts = labels["rlnClassNumber"].value_counts()
+    assert len(counts) >= 2, "the tiny dataset needs two classes for this test"
+    excluded = int(counts.idxmin())
+    c["datasets"]["real"]["stages"] = [{"exclude_classes": [excluded]}]
+    got = _scheduled(work, c)
+    assert got == {"stage_subset": 1, "disca_round": 2, "disca_result": 1, "classes": 1, "average_collect": 1, "embed": 2,
+                   "export": 1, "training_figure": 1, "all": 1}
+    run = _snakemake(work, c)
+    assert run.returncode == 0, run.stderr[-3000:]
+    keep = labels.loc[labels["rlnClassNumber"] != excluded]
+    with SubtomogramStore(work / "results" / "real.stage2" / "subtomograms.h5") as s, \
+            SubtomogramStore(work / "results" / "real" / "subtomograms.h5") as parent:
+        assert len(s) == len(keep)
+        assert np.array_equal(s.column("coords"), parent.column("coords")[keep["dfParticleIndex"].to_numpy()])
+    assert (work / "results" / "real.stage2" / "export" / "relion5_particles.star").exists()
+    assert _scheduled(work, c) == {}

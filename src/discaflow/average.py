@@ -4,7 +4,8 @@ The method (written here rather than taken from a library: ``acryo`` was evaluat
 models search *local* rotation ranges around given orientations and load particles from tomograms
 through dask/polars; a reference-free global SO(3) search over an HDF5 store is not what it offers):
 
-* Particles are split at random into two halves (gold standard). Global searches (the first
+* Particles are split at random into two halves (gold standard), whole groups of particles whose
+  boxes overlap at a time (overlapping boxes share noise, which would inflate the FSC). Global searches (the first
   ``global_iterations``) align both halves to one common reference limited to the first band
   (``initial_lowpass_shell``): the unaligned, wedge-compensated average of all particles at first,
   then the sum of the two half maps — this fixes one frame for both halves, as RELION's low-passed
@@ -229,6 +230,60 @@ def _normalise(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return ((v - mu) / (sd if sd > 0 else 1.0)).astype(np.float32)
 
 
+# ---------------------------------------------------------------- half sets
+
+def overlap_groups(coords_xyz: np.ndarray, tomograms: np.ndarray, distance: float) -> np.ndarray:
+    """Group particles whose centres are closer than ``distance`` (same units as the coordinates) in
+    the same tomogram, transitively (connected components). Boxes that overlap share voxels, so
+    their noise is shared: such particles must not be split between the two half sets, or the FSC
+    of the half maps measures the shared noise, not the signal."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(coords_xyz)
+    rows, cols = [], []
+    for t in np.unique(tomograms):
+        idx = np.flatnonzero(tomograms == t)
+        pairs = cKDTree(np.asarray(coords_xyz, float)[idx]).query_pairs(distance, output_type="ndarray")
+        if len(pairs):
+            rows.append(idx[pairs[:, 0]])
+            cols.append(idx[pairs[:, 1]])
+    if not rows:
+        return np.arange(n)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def half_sets(n: int, groups: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Half set (1 or 2) of each of ``n`` particles: a random, balanced split of whole groups.
+
+    Groups are dealt in random order to the half with fewer particles. When one group holds more than
+    two thirds of the particles the halves cannot be independent; the particles are then split at
+    random and a warning says that the FSC is optimistic.
+    """
+    half = np.ones(n, np.int64)
+    if groups is None or len(np.unique(groups)) == n:
+        half[rng.permutation(n)[: n // 2]] = 2
+        return half
+    ids, sizes = np.unique(groups, return_counts=True)
+    if sizes.max() > 2 * n / 3:
+        log.warning("%d of %d particles form one group of overlapping boxes: half sets cannot be independent, "
+                    "so they are split at random and the FSC is optimistic", sizes.max(), n)
+        half[rng.permutation(n)[: n // 2]] = 2
+        return half
+    counts = [0, 0]
+    order = rng.permutation(len(ids))
+    # largest groups first (in random order among equals) keeps the halves balanced
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    for g in order:
+        h = int(counts[1] < counts[0])
+        half[groups == ids[g]] = h + 1
+        counts[h] += sizes[g]
+    return half
+
+
 # ---------------------------------------------------------------- the estimator
 
 class SubtomogramAverager:
@@ -267,7 +322,10 @@ class SubtomogramAverager:
         self.initial_lowpass_shell = initial_lowpass_shell
         self.seed = seed
 
-    def fit(self, particles: np.ndarray, voxel_size_A: float = 1.0, progress=None) -> "SubtomogramAverager":
+    def fit(self, particles: np.ndarray, voxel_size_A: float = 1.0, groups: np.ndarray | None = None,
+            progress=None) -> "SubtomogramAverager":
+        """Align and average ``particles`` (N, b, b, b). ``groups`` (N,), optional: particles of one
+        group always go to the same half set (see :func:`overlap_groups`)."""
         x = np.asarray(particles, np.float32)
         if x.ndim != 4 or len(set(x.shape[1:])) != 1:
             raise ValueError(f"particles must be (N, b, b, b), got {x.shape}")
@@ -277,8 +335,7 @@ class SubtomogramAverager:
         radius = self.mask_radius_vox if self.mask_radius_vox is not None else n / 2 - 3
         ws = _workspace(n, radius, self.tilt_range_deg, self.max_shift_vox)
         rng = np.random.default_rng(self.seed)
-        half = np.ones(m, np.int64)
-        half[rng.permutation(m)[: m // 2]] = 2
+        half = half_sets(m, groups, rng)
         pft = sfft.rfftn(x * ws.mask, axes=(1, 2, 3), workers=_FFT_WORKERS).astype(np.complex64) * ws.wedge
         # spectral whitening: every shell weighs the same in the correlation (otherwise the lowest,
         # nearly rotation-invariant shells of a globular particle decide its orientation)
@@ -411,12 +468,18 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
         raise InputError(f"{labels_csv}: class {class_number} has {len(idx)} particle(s); averaging needs at least 2")
     t0 = time.perf_counter()
     with SubtomogramStore(store_path) as store:
-        x = store.take(np.sort(idx))
         idx = np.sort(idx)
-        vs, b = store.voxel_size_A, store.box_vox
+        x = store.take(idx)
+        vs, b, binning = store.voxel_size_A, store.box_vox, store.binning
+        coords, tomo = store.column("coords"), store.column("tomogram")
+        coords, tomo = (coords[idx], tomo[idx]) if coords is not None else (None, None)
     if not np.isfinite(x).all():
         raise InputError(f"{store_path}: NaN or Inf in the subtomograms of class {class_number}; re-extract the dataset")
-    av = averager_from_settings(settings, b, vs).fit(x, vs)
+    groups = None
+    if coords is not None and len(coords) and np.isfinite(coords).all():
+        # boxes overlap when centres are closer than one box (in unbinned pixels)
+        groups = overlap_groups(coords, tomo, b * binning)
+    av = averager_from_settings(settings, b, vs).fit(x, vs, groups=groups)
     write_volume(out / "average.mrc", av.average_, vs)
     write_volume(out / "half1.mrc", av.half_maps_[0], vs)
     write_volume(out / "half2.mrc", av.half_maps_[1], vs)

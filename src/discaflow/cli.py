@@ -125,7 +125,8 @@ def _disca_params(args) -> dict:
            "precision": args.precision, "n_blocks": args.blocks, "first_filters": args.first_filters,
            "filter_step": args.filter_step, "feature_dim": args.feature_dim, "pca_components": args.pca_components,
            "learning_rate": args.learning_rate, "epochs_per_iteration": args.epochs_per_iteration,
-           "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic}
+           "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic,
+           "split_test": args.split_test}
     if args.k_candidates:
         out["k_candidates"] = args.k_candidates
     return out
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--k-strategy", choices=["overpartition", "bic", "reference"], default="overpartition")
     dc.add_argument("--k-candidates", type=int, nargs="+", default=None, help="candidate numbers of clusters (default 2..20)")
     dc.add_argument("--warmup-iterations", type=int, default=3)
+    dc.add_argument("--no-split-test", dest="split_test", action="store_false",
+                    help="do not test clusters for two populations after the warm-up")
     dc.add_argument("--max-iterations", type=int, default=20)
     dc.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"], default="auto")
     dc.add_argument("--blocks", type=int, default=10, help="YOPO conv blocks (reference 10)")

@@ -140,3 +140,54 @@ def match_labels(reference: np.ndarray, labels: np.ndarray, consecutive: bool = 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of equal labels after matching ``b`` to ``a``."""
     return float(np.mean(match_labels(a, b, consecutive=False) == a))
+
+
+def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
+                   min_fraction: float = 0.05, min_stability: float = 0.9) -> tuple[np.ndarray, list[dict]]:
+    """Split every cluster that holds two populations (X-means-style test in the cluster's own PCA).
+
+    For each cluster: PCA of its members' features (not the global PCA, which is dominated by the
+    differences *between* clusters and can hide a split inside one) to ``dims`` dimensions, then one
+    vs two full-covariance Gaussians. The cluster is split when two have the lower BIC, both parts
+    hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
+    a second fit from another seed agrees on at least ``min_stability`` of the members. New clusters
+    get the next numbers. Returns (labels, one record per tested cluster).
+    """
+    labels = np.asarray(labels).copy()
+    nxt = int(labels.max()) + 1
+    records = []
+    for c in range(int(labels.max()) + 1):
+        sel = np.flatnonzero(labels == c)
+        need = 2 * max(dims + 1, 2)
+        if len(sel) < need:
+            continue
+        d = int(min(dims, len(sel) - 1, features.shape[1]))
+        zl = PCA(n_components=d, svd_solver="full", random_state=seed).fit_transform(features[sel].astype(np.float64))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
+            two = GaussianMixture(2, covariance_type="full", reg_covar=reg_covar, random_state=seed, n_init=3).fit(zl)
+            again = GaussianMixture(2, covariance_type="full", reg_covar=reg_covar, random_state=seed + 7919, n_init=3).fit(zl)
+        gain = float(one.bic(zl) - two.bic(zl))
+        part = two.predict(zl)
+        sizes = np.bincount(part, minlength=2)
+        stability = agreement(part, again.predict(zl))
+        ok = gain > 0 and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
+        records.append({"cluster": c, "size": int(len(sel)), "bic_gain": gain, "parts": sizes.tolist(),
+                        "stability": stability, "split": bool(ok)})
+        if ok:
+            labels[sel[part == 1]] = nxt
+            nxt += 1
+    return labels, records
+
+
+def mixture_from_labels(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e-5, seed: int = 0) -> GaussianMixture:
+    """A Gaussian mixture with one component per label (its members' weight, mean and covariance),
+    refined by one EM step, so that it reproduces the labels as posteriors (labels 0..K-1)."""
+    w, m, p = params_from_labels(z, labels, reg_covar)
+    gm = GaussianMixture(len(w), covariance_type="full", reg_covar=reg_covar, weights_init=w, means_init=m,
+                         precisions_init=p, max_iter=1, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(z)
+    return gm
