@@ -116,7 +116,6 @@ def test_too_small_class_is_a_one_line_error(particles, tmp_path):
 def test_embedding_puts_density_at_the_right_voxels():
     from discaflow.embed import embed_particles
 
-    rng = np.random.default_rng(1)
     n = 16
     avg = np.zeros((n, n, n), np.float32)
     avg[6:10, 7:9, 5:12] = -1.0   # an asymmetric dark object: a bar along x with a knob
@@ -137,7 +136,6 @@ def test_embedding_puts_density_at_the_right_voxels():
     assert labels[tuple(np.rint(pos[1]).astype(int))] == 2
     assert labels[tuple(np.rint(pos[0]).astype(int))] == 1
     assert labels[0, 0, 0] == 0 and set(np.unique(labels)) == {0, 1, 2}
-    assert rng is not None
 
 
 # ---------------------------------------------------------------- export

@@ -421,9 +421,10 @@ class DiscaEM:
         mixture = best.mixture
         raw = mixture.predict(z)
         splits = []
-        if p.split_test and p.k_strategy != "reference" and not (p.k_strategy == "overpartition" and i < p.warmup_iterations):
+        in_warmup = p.k_strategy == "overpartition" and i < p.warmup_iterations
+        if p.split_test and p.k_strategy != "reference" and not in_warmup:
             split, splits = split_clusters(features, relabel_consecutive(raw), dims=max(2, p.pca_components // 2),
-                                           seed=p.seed + i, reg_covar=p.reg_covar)
+                                           seed=p.seed + i, reg_covar=p.reg_covar, max_clusters=max(cands))
             if any(r["split"] for r in splits):
                 mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)
                 raw = mixture.predict(z)
@@ -436,7 +437,6 @@ class DiscaEM:
         k = int(labels.max()) + 1
         score = ddbi(z, labels, p.reg_covar)
         t_gmm = time.perf_counter() - t0 - t_features
-        in_warmup = p.k_strategy == "overpartition" and i < p.warmup_iterations
         converged = agree is not None and agree > p.agreement_stop and not in_warmup
         finished = converged or i + 1 >= p.max_iterations
         lr = p.learning_rate * p.learning_rate_decay**i
@@ -455,7 +455,7 @@ class DiscaEM:
         state = {
             "iteration": i, "k": k, "ddbi": score, "agreement": agree, "converged": converged, "finished": finished,
             "candidates": cands, "bic": {str(kk): f.bic for kk, f in fits.items()}, "warm_start_kept": best.warm,
-            "k_bic": best.k, "splits": splits,
+            "k_bic": best.k, "splits": splits, "in_warmup": in_warmup,
             "learning_rate": lr, "label_smoothing": alpha, "loss": loss, "cluster_sizes": np.bincount(labels).tolist(),
             "seconds": {"features": t_features, "mixtures": t_gmm, "total": t_total},
         }
@@ -494,7 +494,9 @@ class DiscaEM:
     def _load_result(self, state_dir: Path) -> "DiscaEM":
         done = completed_iterations(state_dir)
         history = [read_state(state_dir, i) for i in done]
-        best = min(history, key=lambda s: (s["ddbi"], s["iteration"]))
+        # warm-up iterations are forced to over-partition: they are not estimates of K and never the result
+        eligible = [s for s in history if not s.get("in_warmup")] or history
+        best = min(eligible, key=lambda s: (s["ddbi"], s["iteration"]))
         self.history_ = history
         self.best_iteration_ = best["iteration"]
         self.ddbi_ = best["ddbi"]

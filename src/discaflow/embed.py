@@ -11,10 +11,8 @@ particles overlap the later one wins. Label 0 is background, labels 1… are ``r
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from discaflow.errors import InputError

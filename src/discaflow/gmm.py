@@ -143,7 +143,8 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
-                   min_fraction: float = 0.05, min_stability: float = 0.9) -> tuple[np.ndarray, list[dict]]:
+                   min_fraction: float = 0.05, min_stability: float = 0.9,
+                   max_clusters: int | None = None) -> tuple[np.ndarray, list[dict]]:
     """Split every cluster that holds two populations (X-means-style test in the cluster's own PCA).
 
     For each cluster: PCA of its members' features (not the global PCA, which is dominated by the
@@ -151,7 +152,8 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     vs two full-covariance Gaussians. The cluster is split when two have the lower BIC, both parts
     hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
     a second fit from another seed agrees on at least ``min_stability`` of the members. New clusters
-    get the next numbers. Returns (labels, one record per tested cluster).
+    get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). Returns (labels,
+    one record per tested cluster).
     """
     labels = np.asarray(labels).copy()
     nxt = int(labels.max()) + 1
@@ -174,10 +176,17 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         stability = agreement(part, again.predict(zl))
         ok = gain > 0 and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
         records.append({"cluster": c, "size": int(len(sel)), "bic_gain": gain, "parts": sizes.tolist(),
-                        "stability": stability, "split": bool(ok)})
-        if ok:
-            labels[sel[part == 1]] = nxt
-            nxt += 1
+                        "stability": stability, "split": bool(ok), "_members": sel[part == 1]})
+    room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
+    for r in sorted([r for r in records if r["split"]], key=lambda r: -r["bic_gain"]):
+        if room <= 0:
+            r["split"] = False
+            continue
+        labels[r["_members"]] = nxt
+        nxt += 1
+        room -= 1
+    for r in records:
+        del r["_members"]
     return labels, records
 
 
