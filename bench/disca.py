@@ -85,6 +85,14 @@ def main() -> None:
     print(f"result (lowest DDBI, iteration {em.best_iteration_}): K = {final['k']} (true {len(args.structures)}), homogeneity {final['homogeneity']:.3f}, "
           f"completeness {final['completeness']:.3f}, V {final['v_measure']:.3f}, accuracy {final['accuracy']:.3f}; "
           f"{np.mean([r['seconds'] for r in rows]):.0f} s per iteration")
+    from baseline import baseline  # the classical comparator, on the same subtomograms and candidates
+
+    with SubtomogramStore(store) as s:
+        x = s.read(0, len(s))
+    classical = clustering_scores(truth, baseline(x, params.get("k_candidates", list(range(2, 21))),
+                                                  params.get("pca_components", 16)))
+    print(f"classical baseline (rotation-invariant spectra + PCA + GMM/BIC): K = {classical['k']}, homogeneity "
+          f"{classical['homogeneity']:.3f}, completeness {classical['completeness']:.3f}, accuracy {classical['accuracy']:.3f}")
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
     if overrides:
         name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
@@ -92,7 +100,7 @@ def main() -> None:
         name += f"_{len(args.structures)}classes"
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
                         "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
-                        "result": final, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
+                        "result": final, "classical_baseline": classical, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
 
 
 if __name__ == "__main__":

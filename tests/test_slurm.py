@@ -80,8 +80,10 @@ def test_demo_through_the_slurm_profile(cluster, tmp_path):
         rule = job.get("Comment", "").removeprefix("rule_").split("_wildcards")[0]
         by_rule.setdefault(rule, []).append(job)
     expected = {"simulate_tomogram": 2, "simulate_subtomograms": 1, "simulation_preview": 1, "pick": 2, "extract": 2,
-                "gather_subtomograms": 1, "picks_preview": 1, "evaluate_picking": 1, "disca_round": 2, "disca_result": 1}
+                "gather_subtomograms": 1, "picks_preview": 1, "evaluate_picking": 1, "disca_round": 2, "disca_result": 1,
+                "classes": 1, "average_collect": 1, "embed": 2, "export": 1, "training_figure": 1}
     assert {r: len(j) for r, j in by_rule.items() if r in expected} == expected, sorted(by_rule)
+    assert len(by_rule.get("average_class", [])) >= 1, sorted(by_rule)  # one per class (data-dependent)
     for rule, js in by_rule.items():
         for job in js:
             assert job["JobState"] == "COMPLETED", (rule, job["JobState"])
@@ -92,7 +94,8 @@ def test_demo_through_the_slurm_profile(cluster, tmp_path):
     local = _run(local_dir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2")
     assert local.returncode == 0, local.stderr[-4000:]
     for rel in ["tiny/picks/tomo_000.star", "tiny/picks/tomo_001.star", "tiny/disca/labels.csv",
-                "tiny/disca/labels.star", "simulated/tiny/tomograms/tomo_001_particles.star"]:
+                "tiny/disca/labels.star", "simulated/tiny/tomograms/tomo_001_particles.star", "tiny/average/poses.csv",
+                "tiny/export/relion5_particles.star", "tiny/export/warp_particles.star"]:
         a, b = slurm_dir / "results" / rel, local_dir / "results" / rel
         assert a.exists() and _digest(a) == _digest(b), rel
     import json
