@@ -40,10 +40,14 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The code a run uses is the code at its start: record that commit, not the one at its end.
+START_COMMIT = git_commit()
+
+
 def write_result(name: str, figures: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": git_commit(), "machine": machine(), **figures}
+              "commit": START_COMMIT, "machine": machine(), **figures}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")

@@ -9,7 +9,6 @@ from discaflow.rulerun import run_rule  # noqa: E402
 
 
 def body():
-    import pandas as pd
 
     from discaflow.io.star import read_star
     from discaflow.io.store import SubtomogramStore

@@ -178,3 +178,60 @@ def test_gpu_rule_without_gpu_on_slurm_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "profile: rule disca_round asks for no GPU on SLURM" in out, out[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def _tiny_config(tmp_path, tomograms=2):
+    return {
+        "results": str(tmp_path / "results"),
+        "simulation": {"tiny": {
+            "structures": {"p20S": str(STRUCTURES / "3j9i.mrc"), "rubisco": str(STRUCTURES / "1bxn.mrc")},
+            "voxel_size_A": 16.0, "snr": 0.1,
+            "subtomograms": {"per_class": 4},
+            "tomograms": {"count": tomograms, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
+        }},
+        "extract": {"box_vox": 16},
+        "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
+                  "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+                  "learning_rate": 1e-3, "precision": "float32"},
+        "datasets": {"tiny": {"simulated": "tiny"}},
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_run_redoes_only_what_was_not_finished(tmp_path):
+    """SIGKILL the whole workflow once the first tomogram's extraction is complete: the rerun
+    schedules only the jobs of the other tomograms and what depends on them, then completes."""
+    import signal
+    import time
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(_tiny_config(tmp_path, tomograms=3)))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path),
+           "--cores", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = tmp_path / "results" / "tiny" / "extract" / "tomo_000.h5"
+    deadline = time.time() + 600
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert first.exists(), "the run ended or timed out before the first extraction"
+    time.sleep(2)  # let Snakemake record that job as finished
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    dry = subprocess.run(cmd + ["-n", "--quiet", "rules"], env=env, capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = {}
+    for line in (dry.stdout + dry.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    # tomo_000's simulation, picking and extraction finished: they are not redone (the other two
+    # tomograms' jobs may or may not have run before the kill)
+    assert all(counts.get(r, 0) <= 2 for r in ("simulate_tomogram", "pick", "extract")), counts
+    assert counts.get("gather_subtomograms", 0) <= 1, counts
+    # and the rerun completes (a killed Snakemake leaves its directory lock: --unlock first, as the
+    # README says; the profiles set rerun-incomplete, given here explicitly)
+    unlock = subprocess.run(cmd + ["--unlock"], env=env, capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = subprocess.run(cmd + ["--rerun-incomplete"], env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "results" / "tiny" / "export" / "relion5_particles.star").exists()
