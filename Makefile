@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale bench-invariance clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale bench-invariance bench-speed clean-demo clean
 
 venv: $(STAMP)
 
@@ -65,3 +65,6 @@ bench-scale: $(STAMP)
 # needs a finished bench/disca.py run kept with --state-dir, e.g. DISCA_RUN=/tmp/ks_3
 bench-invariance: $(STAMP)
 	$(BIN)/python bench/invariance.py --state-dir $(DISCA_RUN)
+
+bench-speed: $(STAMP)
+	$(BIN)/python bench/speed.py
