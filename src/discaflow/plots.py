@@ -198,7 +198,9 @@ def plot_training_from_state(state_dir, history_json, labels_csv, out_png, truth
 
     history = json.loads(Path(history_json).read_text())
     its = [h["iteration"] for h in history]
-    best = min(history, key=lambda h: h["ddbi"] if h.get("ddbi") is not None else np.inf)["iteration"]
+    # the same rule as the result: lowest DDBI, warm-up iterations excluded
+    eligible = [h for h in history if not h.get("in_warmup")] or history
+    best = min(eligible, key=lambda h: h["ddbi"] if h.get("ddbi") is not None else np.inf)["iteration"]
     chosen = sorted(set([its[0], its[len(its) // 2], best, its[-1]]))
     rng = np.random.default_rng(seed)
     n = len(np.load(Path(state_dir) / f"iter_{its[0]:03d}" / "labels.npy"))
