@@ -138,8 +138,11 @@ def test_gather_renumbers_tomograms(tmp_path, sim_tomo):
 
 
 def test_zero_picks_give_empty_table_then_clear_message(tmp_path, caplog):
-    write_volume(tmp_path / "flat.mrc", np.zeros((48, 48, 48), np.float32), 16.0)
-    run_pick(tmp_path / "flat.mrc", tmp_path / "flat.star", {}, box_vox=16)
+    # a noise tomogram whose mask excludes everything (a constant tomogram is an error of its own)
+    noise = np.random.default_rng(0).standard_normal((48, 48, 48)).astype(np.float32)
+    write_volume(tmp_path / "flat.mrc", noise, 16.0)
+    write_volume(tmp_path / "mask.mrc", np.zeros((48, 48, 48), np.float32), 16.0)
+    run_pick(tmp_path / "flat.mrc", tmp_path / "flat.star", {}, box_vox=16, mask=tmp_path / "mask.mrc")
     assert "no particles picked" in caplog.text
     table = read_star(tmp_path / "flat.star")
     assert len(table) == 0
@@ -148,6 +151,13 @@ def test_zero_picks_give_empty_table_then_clear_message(tmp_path, caplog):
     with pytest.raises(InputError, match="no particles were picked in any"):
         gather_stores([tmp_path / "flat.h5"], tmp_path / "all.h5", "ds")
     assert not (tmp_path / "all.h5").exists()
+
+
+def test_constant_tomogram_is_a_one_line_error(tmp_path):
+    write_volume(tmp_path / "zeros.mrc", np.zeros((48, 48, 48), np.float32), 16.0)
+    with pytest.raises(InputError, match="zeros.mrc: every voxel is 0"):
+        run_pick(tmp_path / "zeros.mrc", tmp_path / "zeros.star", {}, box_vox=16)
+    assert not (tmp_path / "zeros.star").exists()
 
 
 def _bad_tomogram(tmp_path, case):
