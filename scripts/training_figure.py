@@ -25,7 +25,7 @@ def body():
             # a pick belongs to a true particle within a quarter box (unbinned pixels)
             radius = snakemake.params.box_vox * store.binning / 4
             truth = true_classes_of_particles(store.column("coords"), names, tables, radius)
-    plot_training_from_state(snakemake.params.state_dir, snakemake.input.history, None, snakemake.output[0], truth)
+    plot_training_from_state(snakemake.params.state_dir, snakemake.input.history, snakemake.output[0], truth)
 
 
 run_rule(snakemake, body)

@@ -17,3 +17,13 @@ def demo_structures():
     from discaflow.simulate.structures import load_structure
 
     return [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]
+
+
+def job_counts(snakemake_output: str) -> dict:
+    """Job counts per rule from the "Job stats" table of a Snakemake (dry) run: {rule: count}."""
+    counts = {}
+    for line in snakemake_output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, STRUCTURES
+from conftest import REPO, STRUCTURES, job_counts
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -26,12 +26,7 @@ def _scheduled(workdir, config) -> dict:
     """Job counts of a dry run: {rule: count}."""
     proc = _snakemake(workdir, config, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import yaml
 from discaflow.config import check_config, load_config
 from discaflow.errors import InputError
 
-from conftest import REPO, STRUCTURES
+from conftest import REPO, STRUCTURES, job_counts
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -115,20 +115,7 @@ def test_workflow_stops_on_bad_config_before_any_job(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_workflow_run(tmp_path):
-    config = {
-        "results": str(tmp_path / "results"),
-        "simulation": {"tiny": {
-            "structures": {"p20S": str(STRUCTURES / "3j9i.mrc"), "rubisco": str(STRUCTURES / "1bxn.mrc")},
-            "voxel_size_A": 16.0, "snr": 0.1,
-            "subtomograms": {"per_class": 4},
-            "tomograms": {"count": 2, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2, "blobs": 2, "vesicles": 0},
-        }},
-        "extract": {"box_vox": 16},
-        "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
-                  "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
-                  "learning_rate": 1e-3, "precision": "float32"},
-        "datasets": {"tiny": {"simulated": "tiny"}},
-    }
+    config = _tiny_config(tmp_path)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     proc = _snakemake("--cores", "2", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -219,11 +206,7 @@ def test_a_killed_run_redoes_only_what_was_not_finished(tmp_path):
     proc.wait()
     dry = subprocess.run(cmd + ["-n", "--quiet", "rules"], env=env, capture_output=True, text=True, timeout=600)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    counts = {}
-    for line in (dry.stdout + dry.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
+    counts = job_counts(dry.stdout + dry.stderr)
     # tomo_000's simulation, picking and extraction finished: they are not redone (the other two
     # tomograms' jobs may or may not have run before the kill)
     assert all(counts.get(r, 0) <= 2 for r in ("simulate_tomogram", "pick", "extract")), counts

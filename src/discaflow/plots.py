@@ -188,7 +188,7 @@ def plot_training(history: list[dict], embeddings: list, labels: list, truth, ou
     _save(fig, out_png)
 
 
-def plot_training_from_state(state_dir, history_json, labels_csv, out_png, truth=None, max_points: int = 2000,
+def plot_training_from_state(state_dir, history_json, out_png, truth=None, max_points: int = 2000,
                              seed: int = 0) -> None:
     """:func:`plot_training` from a DISCA state directory: t-SNE (scikit-learn) of the PCA features of
     the first, middle, best (lowest DDBI) and last iterations, at most ``max_points`` particles."""
