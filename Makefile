@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale bench-invariance bench-speed clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
-bench: bench-simulate bench-picking bench-average bench-disca
+bench: bench-simulate bench-picking bench-average bench-disca bench-table1 bench-speed
 
 bench-simulate: $(STAMP)
 	$(BIN)/python bench/simulate.py
@@ -68,3 +68,11 @@ bench-invariance: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/python bench/speed.py
+
+# Table 1 grid + reference-design and classical comparators + sample-size curve (~1 h on 2 cores)
+bench-table1: $(STAMP)
+	$(BIN)/python bench/table1.py --preset cpu
+
+# the paper's sizes and reference network: for a GPU machine
+bench-table1-paper: $(STAMP)
+	$(BIN)/python bench/table1.py --preset paper

@@ -91,6 +91,11 @@ class DiscaParams:
     min_cluster_size: int = 0  # for over-partitioning: at least this many subtomograms per cluster
     split_test: bool = True  # after the warm-up: split clusters that hold two populations (gmm.split_clusters)
     deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
+    # The reference design's data flow, kept only as a benchmark comparator (bench/table1.py): every
+    # rotated copy is computed up front, in one thread, and the epoch's data held in memory (the store
+    # then sits in memory 1 + rotation_copies times). Off: batches are read and rotated on the fly by
+    # worker threads while the network trains.
+    materialise_augmentation: bool = False
 
     def __post_init__(self):
         if self.k_strategy not in ("overpartition", "bic", "reference"):
@@ -225,9 +230,23 @@ class Trainer:
                 x[rot] = random_rotation_batch(x[rot], np.random.default_rng(seeds[j]))
             return x[..., None], targets[b[:, 0]]
 
+        if p.materialise_augmentation:
+            # the reference: originals and all rotated copies in memory before the first batch
+            original = self.store.read(0, self.n).astype(np.float32)
+            copies = [original] + [random_rotation_batch(original, np.random.default_rng([p.seed, iteration, 19, c]))
+                                   for c in range(p.rotation_copies)]
+            data = np.concatenate(copies)
+
+            def make(j):  # noqa: F811 - the in-memory variant
+                b = batches[j]
+                return data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]
+
+            stream = (make(j) for j in range(len(batches)))
+        else:
+            stream = _prefetch(make, range(len(batches)))
         classifier.optimizer.learning_rate.assign(learning_rate)
         losses = []
-        for x, y in _prefetch(make, range(len(batches))):
+        for x, y in stream:
             self.stop.check()
             out = classifier.train_on_batch(x, y, return_dict=True)
             losses.append(float(out["loss"]))
