@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,3 +53,17 @@ def write_result(name: str, figures: dict) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+# Peak resident memory of the running process in MB, as a Python expression for child scripts: VmHWM
+# of the child itself (ru_maxrss would carry the parent's peak across exec on Linux).
+PEAK_RSS_MB = 'int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024'
+
+
+def run_child(code: str, *args) -> dict:
+    """Run ``code`` in a fresh Python process (so that its peak RSS is its own) and return the JSON
+    object printed on its last line; a failing child stops the benchmark with its error."""
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -17,9 +17,10 @@ import numpy as np
 
 def invariant_features(x: np.ndarray) -> np.ndarray:
     """(n, b, b, b) → (n, b) features: log radial power spectrum and radial mean density (b/2 shells each)."""
+    from discaflow.fourier import centre_radii
+
     n, b = len(x), x.shape[1]
-    g = np.arange(b) - b // 2
-    r = np.rint(np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)).astype(int).ravel()
+    r = np.rint(centre_radii(b)).astype(int).ravel()
     counts = np.bincount(r)
     shells = b // 2
     out = np.empty((n, 2 * shells))

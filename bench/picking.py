@@ -4,8 +4,6 @@ when the tomogram doubles, and extraction speed. Prints a table; writes bench/re
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,13 +12,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, write_result  # noqa: E402
+from _common import PEAK_RSS_MB, REPO, run_child, write_result  # noqa: E402
 
 VOXEL_A = 16.0
 NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")
 
-# The plain whole-volume reference, run in its own process so its peak RSS is its own (VmHWM of the
-# child: ru_maxrss would carry the parent's peak across exec on Linux).
+# The plain whole-volume reference, run in its own process so its peak RSS is its own.
 REFERENCE = r"""
 import json, resource, sys, time
 import mrcfile, numpy as np
@@ -31,9 +28,8 @@ v = -np.asarray(mrcfile.read(path), dtype=np.float32)          # dark particles 
 dog = ndimage.gaussian_filter(v, s1) - ndimage.gaussian_filter(v, s2)
 peaks = (ndimage.maximum_filter(dog, size=3) == dog) & (dog > 0)
 n = int(peaks.sum())
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(json.dumps({"seconds": time.perf_counter() - t, "maxima": n, "peak_rss_mb": int(hwm) / 1024}))
-"""
+print(json.dumps({"seconds": time.perf_counter() - t, "maxima": n, "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 OURS = r"""
 import json, resource, sys, time
@@ -41,15 +37,9 @@ from discaflow.pick import PickParams, pick_tomogram
 path, threads = sys.argv[1], int(sys.argv[2])
 t = time.perf_counter()
 table, summary = pick_tomogram(path, PickParams(threads=threads))
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(json.dumps({"seconds": time.perf_counter() - t, "maxima": summary["local_maxima"], "picked": len(table),
-                  "peak_rss_mb": int(hwm) / 1024}))
-"""
-
-
-def _run(code: str, *args) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+                  "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 
 def main() -> None:
@@ -110,9 +100,9 @@ def main() -> None:
         nvox = vol.size
         del vol
         label = f"{512}x{512}x{128 * reps[0]}"
-        results = {"reference whole-volume scipy": _run(REFERENCE, path, s1, s2),
-                   "discaflow 1 thread": _run(OURS, path, 1),
-                   "discaflow 2 threads": _run(OURS, path, 2)}
+        results = {"reference whole-volume scipy": run_child(REFERENCE, path, s1, s2),
+                   "discaflow 1 thread": run_child(OURS, path, 1),
+                   "discaflow 2 threads": run_child(OURS, path, 2)}
         for method, r in results.items():
             r["mvox_per_s"] = nvox / r["seconds"] / 1e6
             print(f"{label:>16} {method:>28} {r['seconds']:>7.1f} {r['mvox_per_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['maxima']:>8}")

@@ -19,16 +19,14 @@ compress either way).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import PEAK_RSS_MB, run_child, write_result  # noqa: E402
 
-HWM = 'int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024'
+HWM = PEAK_RSS_MB
 
 WRITE = r"""
 import json, sys, time
@@ -120,13 +118,6 @@ print(json.dumps({"seconds": time.perf_counter() - t, "picked": len(table), "pea
 """.replace("HWM", HWM)
 
 
-def _run(code: str, *args) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200_000, help="subtomograms in the store")
@@ -142,14 +133,14 @@ def main() -> None:
     store = work / "scale.h5"
     fig = {"n": args.n}
     print(f"1. writing {args.n} subtomograms of 24³ (float16) ...", flush=True)
-    fig["write"] = _run(WRITE, store, args.n)
+    fig["write"] = run_child(WRITE, store, args.n)
     fig["store_gb"] = store.stat().st_size / 1e9
     print(f"   {fig['write']['seconds']:.0f} s, {fig['store_gb']:.2f} GB, peak RSS {fig['write']['peak_rss_mb']:.0f} MB", flush=True)
     print("2. streaming every subtomogram back ...", flush=True)
-    fig["read"] = _run(READ, store)
+    fig["read"] = run_child(READ, store)
     print(f"   {fig['read']['seconds']:.0f} s ({args.n / fig['read']['seconds']:.0f}/s), peak RSS {fig['read']['peak_rss_mb']:.0f} MB", flush=True)
     print(f"3. reference YOPO features (bf16) of {args.feature_sample} ...", flush=True)
-    fig["features"] = _run(FEATURES, store, args.feature_sample)
+    fig["features"] = run_child(FEATURES, store, args.feature_sample)
     rate = fig["features"]["subtomograms"] / fig["features"]["seconds"]
     fig["features"]["per_second"] = rate
     train_rate = 1024 / fig["features"]["train_seconds_1024"]
@@ -157,7 +148,7 @@ def main() -> None:
     print(f"   inference {rate:.1f}/s, training {train_rate:.1f}/s, peak RSS {fig['features']['peak_rss_mb']:.0f} MB; "
           f"features of 200,000 would take {200_000 / rate / 3600:.1f} h", flush=True)
     print(f"4. PCA + GMM/BIC sweep K 2..20 on {args.n} feature vectors ...", flush=True)
-    fig["mixtures"] = _run(MIXTURES, args.n)
+    fig["mixtures"] = run_child(MIXTURES, args.n)
     print(f"   PCA {fig['mixtures']['pca_seconds']:.0f} s, GMM sweep {fig['mixtures']['gmm_seconds']:.0f} s (K = {fig['mixtures']['k']}), "
           f"peak RSS {fig['mixtures']['peak_rss_mb']:.0f} MB", flush=True)
     store.unlink()
@@ -170,7 +161,7 @@ def main() -> None:
         m.data[z: z + 64] = rng.standard_normal((min(64, e - z), e, e), dtype=np.float32)
     m.voxel_size = 16.0
     m.close()
-    fig["pick"] = _run(PICK, tomo)
+    fig["pick"] = run_child(PICK, tomo)
     fig["pick"]["gvoxel"] = e ** 3 / 1e9
     tomo.unlink()
     print(f"   {fig['pick']['seconds']:.0f} s ({e ** 3 / fig['pick']['seconds'] / 1e6:.1f} Mvoxel/s), peak RSS "

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from discaflow.errors import InputError
-from discaflow.fourier import soft_sphere_mask
+from discaflow.fourier import centre_radii, soft_sphere_mask
 from discaflow.geometry import transform_volume
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 def particle_sign(average: np.ndarray) -> float:
     """+1 when the particle is brighter than its surroundings in ``average``, −1 when darker."""
     n = average.shape[0]
-    g = np.arange(n) - n // 2
-    r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+    r = centre_radii(n)
     inner, shell = r < max(1.5, n / 6), (r >= n / 4) & (r < n / 2 - 1)
     return 1.0 if average[inner].mean() >= average[shell].mean() else -1.0
 

@@ -84,12 +84,16 @@ def lowpass_filter(n: int, cutoff_shell: float, width_shells: float = 2.0, highp
     return f.astype(np.float32)
 
 
+def centre_radii(n: int) -> np.ndarray:
+    """Distance of every voxel of an n³ box from its centre voxel (n // 2), in voxels."""
+    g = np.arange(n) - n // 2
+    return np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+
+
 def soft_sphere_mask(n: int, radius_vox: float, edge_vox: float = 3.0) -> np.ndarray:
     """A spherical mask around the box centre (voxel n // 2): 1 inside ``radius_vox``, a raised-cosine
     edge ``edge_vox`` wide, 0 outside."""
-    c = n // 2
-    g = np.arange(n) - c
-    r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+    r = centre_radii(n)
     m = np.where(r <= radius_vox, 1.0,
                  np.where(r >= radius_vox + edge_vox, 0.0, 0.5 * (1 + np.cos(np.pi * (r - radius_vox) / max(edge_vox, 1e-9)))))
     return m.astype(np.float32)
