@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# DISCAFLOW_BENCH_RESULTS redirects the result files (the test that runs a benchmark end to end uses it)
+RESULTS = Path(os.environ.get("DISCAFLOW_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 REPO = Path(__file__).resolve().parents[1]
 
 

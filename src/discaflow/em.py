@@ -176,6 +176,18 @@ def _json_default(o):
 
 # ---------------------------------------------------------------- data flow
 
+def augmentation_workers() -> int:
+    """Threads that read and rotate batches ahead of the network: the CPUs this process may use
+    (SLURM's cpus-per-task), at least 2 and at most 8. On a GPU node rotations must keep pace with the
+    GPU: one thread rotates a few hundred 24³ boxes per second (bench/speed.py), a modern GPU trains on
+    thousands (scipy.ndimage releases the GIL while interpolating, so threads run in parallel)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 2
+    return max(2, min(8, n))
+
+
 def _prefetch(fn, items, workers: int = 2, depth: int = 4):
     """Yield fn(item) in order, computing up to ``depth`` ahead on ``workers`` threads."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -243,7 +255,8 @@ class Trainer:
 
             stream = (make(j) for j in range(len(batches)))
         else:
-            stream = _prefetch(make, range(len(batches)))
+            workers = augmentation_workers()
+            stream = _prefetch(make, range(len(batches)), workers=workers, depth=2 * workers)
         classifier.optimizer.learning_rate.assign(learning_rate)
         losses = []
         for x, y in stream:
