@@ -138,13 +138,35 @@ def _acc(r: dict) -> str:
     return f"{100 * r['accuracy']:.1f}" if r["k"] == r["k_true"] else "-"
 
 
+def markdown(result: dict) -> str:
+    """The grid of a result file as a Markdown table (for bench/README.md)."""
+    methods = [m for m in ("discaflow", "reference", "classical") if m in result["grid"][0]]
+    lines = ["| tilt | SNR | " + " | ".join(f"{m}: K, homog., compl., acc. %" for m in methods) + " | paper: homog. (acc. %) |",
+             "|---|---|" + "---|" * len(methods) + "---|"]
+    for row in result["grid"]:
+        ref = result["paper"].get(str(row["tilt_deg"]), {})
+        paper = ref.get("homogeneity", {}).get(str(row["snr"]))
+        paper = "-" if paper is None else f"{paper:.3f}"
+        acc = ref.get("accuracy", {}).get(str(row["snr"]))
+        paper += f" ({acc:.1f})" if acc is not None else ""
+        cells = [f"{row[m]['k']}, {row[m]['homogeneity']:.3f}, {row[m]['completeness']:.3f}, {_acc(row[m])}" for m in methods]
+        lines.append(f"| ±{row['tilt_deg']}° | {row['snr']} | " + " | ".join(cells) + f" | {paper} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--work-dir", default=None, help="keep (and resume) the runs here (default bench/work/table1_<preset>)")
     ap.add_argument("--skip-sample-size", action="store_true")
     ap.add_argument("--no-reference", action="store_true", help="leave out the reference-design comparator")
+    ap.add_argument("--markdown", action="store_true", help="print the preset's last result file as a Markdown table")
     args = ap.parse_args()
+    if args.markdown:
+        from _common import RESULTS
+
+        print(markdown(json.loads((RESULTS / f"table1_{args.preset}.json").read_text())))
+        return
     preset = PRESETS[args.preset]
     work = Path(args.work_dir or REPO / "bench" / "work" / f"table1_{args.preset}")
     params = preset["params"]

@@ -30,3 +30,7 @@ def test_table1_smoke_preset_runs(tmp_path):
     assert cell["reference"]["k"] in (5, 10)  # the reference design's candidates, clipped for 60 subtomograms
     assert result["speed"]["per_iteration_ratios"][0] > 0 and len(result["sample_size"]) == 1
     assert "Table 1 (smoke preset" in out.stdout and "EM speed" in out.stdout
+    md = subprocess.run([sys.executable, str(REPO / "bench" / "table1.py"), "--preset", "smoke", "--markdown"],
+                        env=env, capture_output=True, text=True, timeout=120)
+    assert md.returncode == 0, md.stderr[-2000:]
+    assert "| ±60° | 0.1 | " in md.stdout and md.stdout.rstrip().endswith("0.988 (99.7) |")

@@ -234,7 +234,7 @@ class Trainer:
         batches = [pairs[i: i + p.batch_size] for i in range(0, len(pairs), p.batch_size)]
         seeds = rng.integers(0, 2**63 - 1, len(batches))
 
-        def make(j):
+        def streamed(j):  # read and rotate one batch (on a worker thread)
             b = batches[j]
             x = self.store.take(b[:, 0])
             rot = b[:, 1] > 0
@@ -243,20 +243,14 @@ class Trainer:
             return x[..., None], targets[b[:, 0]]
 
         if p.materialise_augmentation:
-            # the reference: originals and all rotated copies in memory before the first batch
+            # the reference design: originals and all rotated copies in memory before the first batch
             original = self.store.read(0, self.n).astype(np.float32)
-            copies = [original] + [random_rotation_batch(original, np.random.default_rng([p.seed, iteration, 19, c]))
-                                   for c in range(p.rotation_copies)]
-            data = np.concatenate(copies)
-
-            def make(j):  # noqa: F811 - the in-memory variant
-                b = batches[j]
-                return data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]
-
-            stream = (make(j) for j in range(len(batches)))
+            data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([p.seed, iteration, 19, c]))
+                                                for c in range(p.rotation_copies)])
+            stream = ((data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]) for b in batches)
         else:
             workers = augmentation_workers()
-            stream = _prefetch(make, range(len(batches)), workers=workers, depth=2 * workers)
+            stream = _prefetch(streamed, range(len(batches)), workers=workers, depth=2 * workers)
         classifier.optimizer.learning_rate.assign(learning_rate)
         losses = []
         for x, y in stream:
