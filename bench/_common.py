@@ -68,3 +68,11 @@ def run_child(code: str, *args) -> dict:
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def structure_path(name: str) -> Path:
+    """The map of a structure by name: resources/structures/ first, then ../shared/data/polnet/maps_10A/."""
+    for folder in (REPO / "resources" / "structures", REPO.parent / "shared" / "data" / "polnet" / "maps_10A"):
+        if (folder / f"{name}.mrc").exists():
+            return folder / f"{name}.mrc"
+    raise SystemExit(f"structure {name}: no {name}.mrc in resources/structures/ or ../shared/data/polnet/maps_10A/")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, write_result  # noqa: E402
+from _common import structure_path, write_result  # noqa: E402
 
 NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")
 PRESETS = {
@@ -29,13 +29,6 @@ PRESETS = {
                                            "pca_components": 8, "learning_rate": 1e-4, "epochs_per_iteration": 2,
                                            "max_iterations": 12, "precision": "mixed_bfloat16"}},
 }
-
-
-def _structure_path(name: str) -> Path:
-    for folder in (REPO / "resources" / "structures", REPO.parent / "shared" / "data" / "polnet" / "maps_10A"):
-        if (folder / f"{name}.mrc").exists():
-            return folder / f"{name}.mrc"
-    raise SystemExit(f"structure {name}: no {name}.mrc in resources/structures/ or ../shared/data/polnet/maps_10A/")
 
 
 def main() -> None:
@@ -63,7 +56,7 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     store = tmp / "set.h5"
     if not store.exists():
-        structures = [load_structure(_structure_path(n), 16.0) for n in args.structures]
+        structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     params = {**preset["params"], "k_strategy": args.k_strategy, **overrides}

@@ -26,8 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PEAK_RSS_MB, run_child, write_result  # noqa: E402
 
-HWM = PEAK_RSS_MB
-
 WRITE = r"""
 import json, sys, time
 import numpy as np
@@ -43,8 +41,8 @@ with StoreWriter(path, b, 16.0, dtype="float16", compression="lzf") as w:
         m = min(2000, n - s)
         x = rng.standard_normal((m, b, b, b), dtype=np.float32) + blob
         w.append(x, coords=np.zeros((m, 3)), tomogram=np.zeros(m, np.int32), score=np.ones(m))
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": HWM}))
-""".replace("HWM", HWM)
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 READ = r"""
 import json, sys, time
@@ -54,8 +52,8 @@ t = time.perf_counter(); total = 0.0; n = 0
 with SubtomogramStore(sys.argv[1]) as s:
     for x in s.iter_batches(512):
         total += float(x[:, 12, 12, 12].sum()); n += len(x)
-print(json.dumps({"seconds": time.perf_counter() - t, "subtomograms": n, "peak_rss_mb": HWM}))
-""".replace("HWM", HWM)
+print(json.dumps({"seconds": time.perf_counter() - t, "subtomograms": n, "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 FEATURES = r"""
 import json, sys, time
@@ -84,8 +82,8 @@ clf.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0)  # build
 t = time.perf_counter()
 clf.fit(x, y, batch_size=64, epochs=1, verbose=0)
 train = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "subtomograms": done, "train_seconds_1024": train, "peak_rss_mb": HWM}))
-""".replace("HWM", HWM)
+print(json.dumps({"seconds": seconds, "subtomograms": done, "train_seconds_1024": train, "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 MIXTURES = r"""
 import json, sys, time
@@ -104,8 +102,8 @@ z = pca.transform(feats.astype(np.float64))
 t_pca = time.perf_counter() - t
 t = time.perf_counter()
 best, fits = fit_mixtures(z, range(2, 21))
-print(json.dumps({"pca_seconds": t_pca, "gmm_seconds": time.perf_counter() - t, "k": best.k, "peak_rss_mb": HWM}))
-""".replace("HWM", HWM)
+print(json.dumps({"pca_seconds": t_pca, "gmm_seconds": time.perf_counter() - t, "k": best.k, "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 PICK = r"""
 import json, sys, time
@@ -114,8 +112,8 @@ from discaflow.pick import PickParams, pick_tomogram
 path = sys.argv[1]
 t = time.perf_counter()
 table, summary = pick_tomogram(path, PickParams(particle_radius_A=70, threads=2), voxel_size_A=16.0)
-print(json.dumps({"seconds": time.perf_counter() - t, "picked": len(table), "peak_rss_mb": HWM}))
-""".replace("HWM", HWM)
+print(json.dumps({"seconds": time.perf_counter() - t, "picked": len(table), "peak_rss_mb": PEAK_RSS_MB}))
+""".replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 
 def main() -> None:

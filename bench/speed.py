@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, write_result  # noqa: E402
+from _common import structure_path, write_result  # noqa: E402
 
 
 def yopo_flops(model) -> float:
@@ -122,7 +122,7 @@ def em_iteration_ratio(per_class: int = 50) -> dict:
 
     folder = Path(tempfile.mkdtemp())
     names = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")
-    structures = [load_structure(REPO / "resources" / "structures" / f"{n}.mrc", 16.0) for n in names]
+    structures = [load_structure(structure_path(n), 16.0) for n in names]
     store = folder / "set.h5"
     simulate_subtomograms(structures, store, Imaging(16.0, snr=0.1), per_class=per_class, seed=7, progress=False)
     out = {"subtomograms": per_class * len(names)}

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, write_result  # noqa: E402
+from _common import REPO, structure_path, write_result  # noqa: E402
 
 # Five structures of clearly different size and shape (as the paper chose its five, 0.3–2.3 MDa):
 # 70S ribosome (globular, the largest), 26S proteasome (elongated), 6utj (elongated, mid-size),
@@ -62,13 +62,6 @@ PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},
          40: {"homogeneity": {0.1: 0.9568, 0.03: 0.8020, 0.01: 0.8344, 0.003: 0.8366, 0.001: 0.8323}}}
 PAPER_TEMPLATE_MATCHING = {0.1: 0.70, 0.001: 0.003}
-
-
-def structure_path(name: str) -> Path:
-    for folder in (REPO / "resources" / "structures", REPO.parent / "shared" / "data" / "polnet" / "maps_10A"):
-        if (folder / f"{name}.mrc").exists():
-            return folder / f"{name}.mrc"
-    raise SystemExit(f"structure {name}: no {name}.mrc in resources/structures/ or ../shared/data/polnet/maps_10A/")
 
 
 def simulate(path: Path, snr: float, tilt: int, per_class: int) -> Path:
