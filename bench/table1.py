@@ -106,6 +106,8 @@ def run_classical(store: Path, params: dict) -> dict:
 
 def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, params: dict, methods) -> dict:
     """One grid cell: every method on the same simulated store; cached in ``work/name/scores.json``."""
+    from discaflow.io.atomic import atomic_path
+
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / "scores.json"
@@ -123,7 +125,8 @@ def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, pa
             out[method] = run_classical(store, params)
         print(f"   {name} {method}: K = {out[method]['k']}, homogeneity {out[method]['homogeneity']:.3f} "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
-        cache.write_text(json.dumps(out, indent=1))
+        with atomic_path(cache) as tmp:  # a run killed here keeps the previous scores intact
+            tmp.write_text(json.dumps(out, indent=1))
     return out
 
 
