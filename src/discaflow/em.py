@@ -178,9 +178,10 @@ def _json_default(o):
 
 def augmentation_workers() -> int:
     """Threads that read and rotate batches ahead of the network: the CPUs this process may use
-    (SLURM's cpus-per-task), at least 2 and at most 8. On a GPU node rotations must keep pace with the
-    GPU: one thread rotates a few hundred 24³ boxes per second (bench/speed.py), a modern GPU trains on
-    thousands (scipy.ndimage releases the GIL while interpolating, so threads run in parallel)."""
+    (SLURM's cpus-per-task), at least 2 and at most 8. On a GPU node reading, decompressing and
+    rotating must keep pace with the GPU: one thread rotates ~2,000 24³ boxes per second (bench/speed.py),
+    and the arithmetic there puts one modern GPU at several thousand training samples per second
+    (scipy.ndimage releases the GIL while interpolating, so rotations run in parallel; h5py serialises reads)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
