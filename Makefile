@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-ceiling bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,11 @@ bench-disca: $(STAMP)
 
 bench-disca-quick: $(STAMP)
 	$(BIN)/python bench/disca.py --preset quick
+
+# supervised upper bound on the bench-disca data: narrow YOPO (~10 min) and the reference YOPO (~40 min)
+bench-ceiling: $(STAMP)
+	$(BIN)/python bench/ceiling.py --arch narrow --epochs 30
+	$(BIN)/python bench/ceiling.py --arch reference --epochs 20
 
 bench-average: $(STAMP)
 	$(BIN)/python bench/average.py

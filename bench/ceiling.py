@@ -1,0 +1,107 @@
+"""How separable is the DISCA benchmark's data at all (`make bench-ceiling`)? YOPO trained *with* the
+true labels on 80 % of the set and scored on the held-out 20 %: an upper bound, for this network and
+these imaging conditions, on what an unsupervised method can reach. Same subtomograms as
+`bench/disca.py` (five shipped structures, 16 Å voxels, 24³, seed 7). Writes
+bench/results/ceiling_<arch>.json.
+
+Training: cross-entropy, Adam (learning rate 1e-3), batch 64; each epoch sees every training
+subtomogram once as it is and once under a fresh uniformly random proper rotation with noise-filled
+corners (the data of a DISCA M-step). The score is that of the last epoch: the held-out set is never
+used to choose anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import structure_path, write_result  # noqa: E402
+
+NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")  # as bench/disca.py
+ARCHES = {"narrow": {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256},  # bench/disca.py quick
+          "reference": {}}
+WORK = Path(__file__).resolve().parent / "work" / "ceiling"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", choices=sorted(ARCHES), default="narrow")
+    ap.add_argument("--per-class", type=int, default=200)
+    ap.add_argument("--snr", type=float, default=0.1)
+    ap.add_argument("--tilt", type=float, default=60.0, help="± tilt range, degrees")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--structures", nargs="+", default=list(NAMES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="mixed_bfloat16")
+    args = ap.parse_args()
+
+    import keras
+    from sklearn.metrics import confusion_matrix
+
+    from discaflow import model as M
+    from discaflow.augment import random_rotation_batch
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.metrics import clustering_scores
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    store = WORK / f"set_{'-'.join(args.structures)}_{args.per_class}_snr{args.snr:g}_tilt{args.tilt:g}.h5"
+    if not store.exists():
+        structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
+        simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr, tilt_min_deg=-args.tilt, tilt_max_deg=args.tilt),
+                              per_class=args.per_class, seed=7, progress=False)
+    with SubtomogramStore(store) as s:
+        x = s.read().astype(np.float32)
+        y = s.column("label").astype(int)
+    k = int(y.max()) + 1
+
+    # stratified 80/20 split
+    rng = np.random.default_rng(args.seed)
+    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(0.2 * np.sum(y == c)))] for c in range(k)])
+    train = np.setdiff1d(np.arange(len(y)), test)
+    onehot = np.eye(k, dtype=np.float32)[y]
+
+    keras.utils.set_random_seed(args.seed)
+    M.set_precision(args.precision)
+    features = M.build_feature_model(x.shape[1], seed=args.seed, **ARCHES[args.arch])
+    net = M.build_classifier(features, M.build_head(features.output_shape[-1], k, seed=args.seed))
+    net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+
+    curve = []
+    t0 = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        rotated = random_rotation_batch(x[train], rng)
+        hist = net.fit(np.concatenate([x[train], rotated])[..., None], np.concatenate([onehot[train], onehot[train]]),
+                       batch_size=64, epochs=1, verbose=0, shuffle=True)
+        if epoch % 5 == 0 or epoch == args.epochs:
+            pred = net.predict(x[test][..., None], batch_size=128, verbose=0).argmax(axis=1)
+            acc = float(np.mean(pred == y[test]))
+            curve.append({"epoch": epoch, "train_loss": float(hist.history["loss"][-1]), "test_accuracy": acc,
+                          "seconds": time.perf_counter() - t0})
+            print(f"epoch {epoch:3d}  loss {hist.history['loss'][-1]:.3f}  held-out accuracy {acc:.3f}  "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    scores = clustering_scores(y[test], pred)
+    cm = confusion_matrix(y[test], pred, labels=list(range(k)))
+    print(f"\nsupervised ceiling ({args.arch} YOPO, {len(train)} training / {len(test)} held-out subtomograms, "
+          f"SNR {args.snr:g}, ±{args.tilt:g}°):")
+    print(f"  accuracy {np.mean(pred == y[test]):.3f}  homogeneity {scores['homogeneity']:.3f}  "
+          f"completeness {scores['completeness']:.3f}")
+    print("  confusion (rows true, columns predicted; " + ", ".join(args.structures) + "):")
+    for name, row in zip(args.structures, cm):
+        print(f"    {name:>6s} " + " ".join(f"{v:4d}" for v in row))
+    write_result(f"ceiling_{args.arch}", {
+        "arch": args.arch, "structures": args.structures, "per_class": args.per_class, "snr": args.snr, "tilt_deg": args.tilt,
+        "voxel_size_A": 16.0, "epochs": args.epochs, "precision": args.precision, "train": int(len(train)), "held_out": int(len(test)),
+        "accuracy": float(np.mean(pred == y[test])), **scores,
+        "confusion": cm.tolist(), "curve": curve, "seconds": time.perf_counter() - t0})
+
+
+if __name__ == "__main__":
+    main()
