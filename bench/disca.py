@@ -89,8 +89,10 @@ def main() -> None:
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
     if overrides:
         name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
-    if list(args.structures) != list(NAMES):
+    if len(args.structures) != len(NAMES):
         name += f"_{len(args.structures)}classes"
+    elif list(args.structures) != list(NAMES):
+        name += "_" + "-".join(args.structures)
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
                         "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
                         "result": final, "classical_baseline": classical, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})

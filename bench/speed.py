@@ -127,7 +127,8 @@ def em_iteration_ratio(per_class: int = 50) -> dict:
     simulate_subtomograms(structures, store, Imaging(16.0, snr=0.1), per_class=per_class, seed=7, progress=False)
     out = {"subtomograms": per_class * len(names)}
     designs = {"discaflow": {},  # our defaults: precision auto (bfloat16 on a CPU), rotations on the fly
-               "reference": {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True}}
+               "reference": {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True,
+                             "batchnorm_samples": 0}}
     for name, design in designs.items():
         # 3 iterations: the first two train, the last only clusters (the run ends there)
         em = DiscaEM(max_iterations=3, **design).fit(store, folder / name)

@@ -8,7 +8,8 @@ Methods:
   discaflow   our defaults: K by over-partition warm-up then BIC over 2–20 with the split test,
               precision "auto" (bfloat16 on a CPU), rotated copies made on the fly by worker threads
   reference   the published design run by our code: K ∈ {5, 10, 20} by BIC, float32, every rotated
-              copy computed up front and held in memory (`materialise_augmentation`); the network
+              copy computed up front and held in memory (`materialise_augmentation`), BatchNorm
+              statistics left to their moving averages (`batchnorm_samples` 0); the network
               and training settings are the preset's, the same as ours, so that only the design differs
   classical   rotation-invariant spectra + PCA + the same GMM/BIC over 2–20 (bench/baseline.py)
 
@@ -57,7 +58,8 @@ PRESETS = {
               "params": {"n_blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,
                          "max_iterations": 2, "warmup_iterations": 1, "k_candidates": [2, 3, 4, 5, 6]}},
 }
-REFERENCE_DESIGN = {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True}
+REFERENCE_DESIGN = {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True,
+                    "batchnorm_samples": 0}
 # The paper's Table 1 (DISCA): homogeneity and accuracy (%) per SNR; template matching's homogeneity.
 PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.8712, 0.001: 0.8719},
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},

@@ -76,6 +76,33 @@ def test_yopo_features_are_translation_invariant():
     np.testing.assert_allclose(f[0], f[1], rtol=1e-4, atol=1e-5)
 
 
+def test_batchnorm_recalibration_matches_the_data():
+    import keras
+
+    from discaflow.model import build_feature_model, recalibrate_batchnorm, set_precision
+
+    set_precision("float32")
+    m = build_feature_model(12, n_blocks=2, first_filters=4, filter_step=4, feature_dim=8)
+    rng = np.random.default_rng(0)
+    data = (5.0 + 3.0 * rng.standard_normal((96, 12, 12, 12))).astype(np.float32)
+    bn1 = keras.Model(m.input, m.get_layer("bn1").output)
+
+    def channel_moments():
+        out = np.asarray(bn1(data[..., None], training=False))
+        return out.mean(axis=(0, 1, 2, 3)), out.std(axis=(0, 1, 2, 3))
+
+    mean, std = channel_moments()
+    assert np.abs(mean).max() > 0.5  # fresh moving statistics (0, 1) do not describe these data
+    used = recalibrate_batchnorm(m, (data[i: i + 32] for i in range(0, 96, 32)))
+    assert used == 96
+    mean, std = channel_moments()
+    np.testing.assert_allclose(mean, 0.0, atol=0.05)
+    np.testing.assert_allclose(std, 1.0, atol=0.05)
+    # the layers are left as they were: momentum, dropout rate, and inference unaffected by dropout
+    assert m.get_layer("bn1").momentum == 0.99
+    assert m.get_layer("gaussian_dropout").rate == 0.5
+
+
 def test_rotation_with_noise_fill():
     rng = np.random.default_rng(0)
     vol = np.zeros((24, 24, 24), np.float32)
@@ -258,3 +285,25 @@ def test_materialised_augmentation_feeds_the_same_batches(small_set):
         p = DiscaParams(**{**TINY, "rotation_copies": 1, "materialise_augmentation": True})
         assert np.isfinite(Trainer(store, p, _StopFlag()).train_epoch(classifier, targets, 1e-3, 1))
     assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
+def test_trainer_recalibrates_batchnorm_from_a_seeded_subset(small_set):
+    """batchnorm_samples > 0: the moving statistics come from that many subtomograms, chosen by the
+    seed and iteration (a rerun gives the same statistics); 0 leaves them alone."""
+    from discaflow import model as M
+    from discaflow.em import DiscaParams, Trainer, _StopFlag
+
+    M.set_precision("float32")
+
+    def moving_mean(samples, iteration):
+        p = DiscaParams(**{**TINY, "batchnorm_samples": samples})
+        features = M.build_feature_model(24, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
+        with SubtomogramStore(small_set) as store:
+            Trainer(store, p, _StopFlag()).recalibrate_batchnorm(features, iteration)
+        return np.asarray(features.get_layer("bn1").moving_mean)
+
+    assert np.all(moving_mean(0, 1) == 0.0)  # untouched: Keras initialises the moving mean to 0
+    a, b, c = moving_mean(40, 1), moving_mean(40, 1), moving_mean(40, 2)
+    assert np.abs(a).max() > 0
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.abs(a - c).max() > 1e-3  # another iteration draws another subset

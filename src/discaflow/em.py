@@ -90,6 +90,14 @@ class DiscaParams:
     seed: int = 0
     min_cluster_size: int = 0  # for over-partitioning: at least this many subtomograms per cluster
     split_test: bool = True  # after the warm-up: split clusters that hold two populations (gmm.split_clusters)
+    # BatchNorm moving statistics recomputed from this many subtomograms after every M-step and for the
+    # initial network, so that the E-step's features (inference mode) are those of the current weights
+    # (model.recalibrate_batchnorm). 0 (default): off, as the reference, whose moving averages lag the
+    # weights. Off by default because it was measured to hurt: bench/disca.py --preset quick, same
+    # seed, 12 iterations: off K = 5, homogeneity 0.734; 1024: K = 3, homogeneity 0.522 (K = 2 for six
+    # iterations after the warm-up instead of three: exact features make self-labelling more
+    # self-confirming). It matters for a network trained with true labels (bench/ceiling.py).
+    batchnorm_samples: int = 0
     deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
     # The reference design's data flow, kept only as a benchmark comparator (bench/table1.py): every
     # rotated copy is computed up front, in one thread, and the epoch's data held in memory (the store
@@ -260,6 +268,23 @@ class Trainer:
             losses.append(float(out["loss"]))
         return float(np.mean(losses)) if losses else float("nan")
 
+    def recalibrate_batchnorm(self, feature_model, iteration: int) -> None:
+        """BatchNorm statistics of ``feature_model`` from ``batchnorm_samples`` random subtomograms."""
+        p = self.params
+        m = min(p.batchnorm_samples, self.n)
+        if m <= 0:
+            return
+        rng = np.random.default_rng([p.seed, iteration, 29])
+        idx = np.sort(rng.choice(self.n, m, replace=False))
+        chunks = [idx[s: s + p.batch_size] for s in range(0, m, p.batch_size)]
+
+        def batches():
+            for x in _prefetch(self.store.take, chunks):
+                self.stop.check()
+                yield x
+
+        self.M.recalibrate_batchnorm(feature_model, batches())
+
     def train_head(self, head, features: np.ndarray, targets: np.ndarray, iteration: int) -> None:
         keras = self.M.keras
         p = self.params
@@ -379,6 +404,7 @@ class DiscaEM:
             if start == 0:
                 keras.utils.set_random_seed(p.seed)
                 classifier = self._initial_model(store.box_vox, init_from)
+                trainer.recalibrate_batchnorm(classifier.get_layer("yopo_features"), 0)
                 (state_dir / "init").mkdir(exist_ok=True)
                 classifier.save(state_dir / "init" / "model.keras")
             prev_labels = np.load(iteration_dir(state_dir, start - 1) / "labels.npy") if start else None
@@ -478,6 +504,7 @@ class DiscaEM:
                 classifier = self._compile(M.build_classifier(feature_model, head))
             for epoch in range(p.epochs_per_iteration):
                 loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch)
+            trainer.recalibrate_batchnorm(classifier.get_layer("yopo_features"), i + 1)
         t_total = time.perf_counter() - t0
         state = {
             "iteration": i, "k": k, "ddbi": score, "agreement": agree, "converged": converged, "finished": finished,

