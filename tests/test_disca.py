@@ -307,3 +307,18 @@ def test_trainer_recalibrates_batchnorm_from_a_seeded_subset(small_set):
     assert np.abs(a).max() > 0
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.abs(a - c).max() > 1e-3  # another iteration draws another subset
+
+
+def test_rotated_copies_can_get_the_missing_wedge_again():
+    from discaflow.fourier import wedge_mask
+
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((3, 16, 16, 16)).astype(np.float32)
+    wedge = wedge_mask(16, -60, 60)
+    out = random_rotation_batch(batch, rng, wedge)
+    power = np.abs(np.fft.rfftn(out, axes=(1, 2, 3))) ** 2
+    assert power[:, wedge == 0].max() < 1e-6 * power[:, wedge == 1].mean()  # nothing left in the wedge
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
+    plain = random_rotation_batch(batch, np.random.default_rng(0))
+    assert np.abs(np.fft.rfftn(plain, axes=(1, 2, 3)))[:, wedge == 0].max() > 1  # off: the wedge is filled

@@ -98,6 +98,9 @@ class DiscaParams:
     # iterations after the warm-up instead of three: exact features make self-labelling more
     # self-confirming). It matters for a network trained with true labels (bench/ceiling.py).
     batchnorm_samples: int = 0
+    # ± tilt range (degrees) of a missing wedge imposed again on every rotated copy (augment.
+    # random_rotation_batch); 0: off, as the reference. Measured in bench/README (DISCA section).
+    augment_wedge_deg: float = 0.0
     deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
     # The reference design's data flow, kept only as a benchmark comparator (bench/table1.py): every
     # rotated copy is computed up front, in one thread, and the epoch's data held in memory (the store
@@ -242,19 +245,24 @@ class Trainer:
         pairs = pairs[rng.permutation(len(pairs))]
         batches = [pairs[i: i + p.batch_size] for i in range(0, len(pairs), p.batch_size)]
         seeds = rng.integers(0, 2**63 - 1, len(batches))
+        wedge = None
+        if p.augment_wedge_deg > 0:
+            from discaflow.fourier import wedge_mask
+
+            wedge = wedge_mask(self.box, -p.augment_wedge_deg, p.augment_wedge_deg)
 
         def streamed(j):  # read and rotate one batch (on a worker thread)
             b = batches[j]
             x = self.store.take(b[:, 0])
             rot = b[:, 1] > 0
             if rot.any():
-                x[rot] = random_rotation_batch(x[rot], np.random.default_rng(seeds[j]))
+                x[rot] = random_rotation_batch(x[rot], np.random.default_rng(seeds[j]), wedge)
             return x[..., None], targets[b[:, 0]]
 
         if p.materialise_augmentation:
             # the reference design: originals and all rotated copies in memory before the first batch
             original = self.store.read(0, self.n).astype(np.float32)
-            data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([p.seed, iteration, 19, c]))
+            data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([p.seed, iteration, 19, c]), wedge)
                                                 for c in range(p.rotation_copies)])
             stream = ((data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]) for b in batches)
         else:
