@@ -99,7 +99,9 @@ class DiscaParams:
     # self-confirming). It matters for a network trained with true labels (bench/ceiling.py).
     batchnorm_samples: int = 0
     # ± tilt range (degrees) of a missing wedge imposed again on every rotated copy (augment.
-    # random_rotation_batch); 0: off, as the reference. Measured in bench/README (DISCA section).
+    # random_rotation_batch); 0: off, as the reference. Off by default because it measured no gain:
+    # bench/disca.py --preset reference on the Table 1 set, 12 iterations: 60 gave K = 5, homogeneity
+    # 0.786 against K = 5, 0.792 without (bench/README.md).
     augment_wedge_deg: float = 0.0
     deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
     # The reference design's data flow, kept only as a benchmark comparator (bench/table1.py): every
