@@ -1,11 +1,15 @@
 """Score every iteration of a finished or running `bench/disca.py` run against the simulated truth.
 
-    python bench/trajectory.py --state-dir DIR [--pair 6utj 3j9i]
+    python bench/trajectory.py --state-dir DIR [--pair 6utj 3j9i [--probe]]
 
 DIR is the `--state-dir` given to bench/disca.py (it holds `set.h5` and `state/iter_*/labels.npy`).
 Prints per iteration K, DDBI, homogeneity and accuracy over all classes and, with --pair, the
 homogeneity of the labels restricted to the subtomograms of those two classes: near 0 means the
-clustering does not tell the pair apart at all, 1 that it separates them perfectly.
+clustering does not tell the pair apart at all, 1 that it separates them perfectly. --probe adds a
+linear probe: the 5-fold cross-validated accuracy of a logistic regression that is *given* the pair's
+labels, on the features of that iteration's network (init = the untrained one). A probe well above 0.5
+with a pair homogeneity near 0 means the features hold the distinction but not as a direction the
+mixture can find.
 """
 from __future__ import annotations
 
@@ -21,10 +25,27 @@ from discaflow.io.store import SubtomogramStore
 from discaflow.metrics import clustering_scores
 
 
+def linear_probe(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """5-fold cross-validated accuracy of a logistic regression on the saved network's features of x."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classifier = keras.models.load_model(model_path, safe_mode=True)
+    features = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the YOPO feature model
+    f = np.concatenate([np.asarray(features(x[i: i + 100, ..., None], training=False), np.float32)
+                        for i in range(0, len(x), 100)])
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    return float(cross_val_score(probe, f, y, cv=5).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--state-dir", type=Path, required=True)
     ap.add_argument("--pair", nargs=2, metavar="CLASS", help="two class names of the simulation, e.g. 6utj 3j9i")
+    ap.add_argument("--probe", action="store_true", help="with --pair: linear-probe accuracy of each saved network")
     args = ap.parse_args()
     with SubtomogramStore(args.state_dir / "set.h5") as store:
         truth = store.column("label")
@@ -40,7 +61,14 @@ def main() -> None:
     iterations = sorted((args.state_dir / "state").glob("iter_*"))
     if not iterations:
         sys.exit(f"{args.state_dir / 'state'}: no iterations yet")
-    print(" it   K    DDBI  homog    acc" + ("  pair homog" if args.pair else ""))
+    if args.probe and not args.pair:
+        ap.error("--probe needs --pair")
+    pair_x = None
+    if args.probe:
+        with SubtomogramStore(args.state_dir / "set.h5") as store:
+            pair_x = store.read(0, len(store))[pair_mask]
+        print(f"init: linear probe {linear_probe(args.state_dir / 'state' / 'init' / 'model.keras', pair_x, truth[pair_mask]):.3f}")
+    print(" it   K    DDBI  homog    acc" + ("  pair homog" if args.pair else "") + ("  probe" if args.probe else ""))
     for it in iterations:
         if not (it / "labels.npy").exists():
             continue
@@ -51,6 +79,8 @@ def main() -> None:
                f"  {scores['homogeneity']:.3f}  {scores['accuracy']:.3f}")
         if pair_mask is not None:
             row += f"  {homogeneity_score(truth[pair_mask], labels[pair_mask]):10.3f}"
+        if pair_x is not None and (it / "model.keras").exists():  # the last iteration keeps no model
+            row += f"  {linear_probe(it / 'model.keras', pair_x, truth[pair_mask]):.3f}"
         print(row)
 
 
