@@ -322,3 +322,23 @@ def test_rotated_copies_can_get_the_missing_wedge_again():
     np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
     plain = random_rotation_batch(batch, np.random.default_rng(0))
     assert np.abs(np.fft.rfftn(plain, axes=(1, 2, 3)))[:, wedge == 0].max() > 1  # off: the wedge is filled
+
+
+def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_path):
+    """whitening_subtomograms > 0: the whitening comes from a seeded subset and seeded rotations (a
+    rerun gives the same matrix, another iteration another one), and the exported bundle, which stores
+    only the folded PCA, predicts the run's own labels."""
+    from discaflow import model as M
+    from discaflow.em import DiscaParams, Trainer, _StopFlag, export_result
+
+    M.set_precision("float32")
+    p = DiscaParams(**{**TINY, "whitening_subtomograms": 12, "whitening_copies": 3, "augment_wedge_deg": 60})
+    features = M.build_feature_model(24, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
+    with SubtomogramStore(small_set) as store:
+        assert Trainer(store, DiscaParams(**TINY), _StopFlag()).copy_whitening(features, 1) is None
+        a, b, c = (Trainer(store, p, _StopFlag()).copy_whitening(features, i) for i in (1, 1, 2))
+    assert a.shape == (p.feature_dim, p.feature_dim)
+    np.testing.assert_allclose(a, b)
+    assert np.abs(a - c).max() > 1e-6 * np.abs(a).max()
+    _run({**TINY, "max_iterations": 2, "whitening_subtomograms": 12, "whitening_copies": 3}, small_set, tmp_path / "s")
+    assert export_result(tmp_path / "s", small_set, tmp_path / "out")["bundle_agreement"] == 1.0

@@ -72,6 +72,24 @@ def test_dataset_overrides_mirror_the_stage_sections():
         assert schema[f"{stage}_override"]["properties"] == base
 
 
+def test_every_disca_setting_reaches_the_engine():
+    """Each key of the schema's disca section becomes a DiscaParams field (or is a workflow-only key),
+    and its schema default is the engine's default: a key added to one and not the other fails here."""
+    from dataclasses import MISSING, fields
+
+    from discaflow.em import DiscaParams, params_from_settings
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]["disca"]["properties"]
+    engine = {f.name: f for f in fields(DiscaParams)}
+    defaults = params_from_settings({k: v["default"] for k, v in schema.items() if "default" in v})
+    for key, value in defaults.items():
+        assert key in engine, f"disca.{key} is not a DiscaParams field"
+        default = engine[key].default_factory() if engine[key].default_factory is not MISSING else engine[key].default
+        assert value == default, f"disca.{key}: schema default {value!r}, engine default {default!r}"
+    assert len(defaults) >= 20
+    DiscaParams(**defaults)
+
+
 @pytest.mark.parametrize("edit, expected", [
     (lambda c, d: c["datasets"]["demo"].update(simulated="nope"), "config key 'datasets.demo.simulated': no simulation section named 'nope'"),
     (lambda c, d: c["datasets"].update(real={"tomograms": f"{d}/none/*.mrc"}), "config key 'datasets.real.tomograms': '"),

@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from discaflow.errors import InputError
-from discaflow.gmm import (agreement, ddbi, fit_mixtures, fit_pca, match_labels, mixture_from_labels,
+from discaflow.gmm import (agreement, copy_whitening, ddbi, fit_mixtures, fit_pca, fit_whitened_pca, match_labels,
+                           mixture_from_labels,
                            relabel_consecutive, split_clusters)
 from discaflow.io.store import SubtomogramStore
 
@@ -103,6 +104,12 @@ class DiscaParams:
     # bench/disca.py --preset reference on the Table 1 set, 12 iterations: 60 gave K = 5, homogeneity
     # 0.786 against K = 5, 0.792 without (bench/README.md).
     augment_wedge_deg: float = 0.0
+    # E-step in features whitened by the scatter among rotated copies (gmm.copy_whitening): the
+    # features of whitening_copies (4) rotated copies of this many random subtomograms, with the
+    # missing wedge re-imposed when augment_wedge_deg > 0, are computed after each M-step. Directions
+    # that follow a particle's orientation are scaled down before the PCA. 0: off, as the reference.
+    whitening_subtomograms: int = 0
+    whitening_copies: int = 4
     deterministic: bool = False  # bit-identical reruns on a CPU: float32 with oneDNN off (slower)
     # The reference design's data flow, kept only as a benchmark comparator (bench/table1.py): every
     # rotated copy is computed up front, in one thread, and the epoch's data held in memory (the store
@@ -247,11 +254,7 @@ class Trainer:
         pairs = pairs[rng.permutation(len(pairs))]
         batches = [pairs[i: i + p.batch_size] for i in range(0, len(pairs), p.batch_size)]
         seeds = rng.integers(0, 2**63 - 1, len(batches))
-        wedge = None
-        if p.augment_wedge_deg > 0:
-            from discaflow.fourier import wedge_mask
-
-            wedge = wedge_mask(self.box, -p.augment_wedge_deg, p.augment_wedge_deg)
+        wedge = self.augmentation_wedge()
 
         def streamed(j):  # read and rotate one batch (on a worker thread)
             b = batches[j]
@@ -294,6 +297,35 @@ class Trainer:
                 yield x
 
         self.M.recalibrate_batchnorm(feature_model, batches())
+
+    def augmentation_wedge(self):
+        """The rfftn-layout missing-wedge mask re-imposed on rotated copies, or None (augment_wedge_deg 0)."""
+        if self.params.augment_wedge_deg <= 0:
+            return None
+        from discaflow.fourier import wedge_mask
+
+        return wedge_mask(self.box, -self.params.augment_wedge_deg, self.params.augment_wedge_deg)
+
+    def copy_whitening(self, feature_model, iteration: int) -> np.ndarray | None:
+        """gmm.copy_whitening from ``whitening_copies`` rotated copies of ``whitening_subtomograms``
+        random subtomograms (the same subset and rotations for a given seed and iteration), or None."""
+        from discaflow.augment import random_rotation_batch
+
+        p = self.params
+        m = min(p.whitening_subtomograms, self.n)
+        if m <= 0:
+            return None
+        rng = np.random.default_rng([p.seed, iteration, 31])
+        idx = np.sort(rng.choice(self.n, m, replace=False))
+        wedge = self.augmentation_wedge()
+        out = np.empty((m, p.whitening_copies, feature_model.output_shape[-1]), np.float32)
+        for s in range(0, m, p.batch_size):
+            x = self.store.take(idx[s: s + p.batch_size])
+            for c in range(p.whitening_copies):
+                self.stop.check()
+                copies = random_rotation_batch(x, rng, wedge=wedge)
+                out[s: s + len(x), c] = np.asarray(feature_model(copies[..., None], training=False), np.float32)
+        return copy_whitening(out)
 
     def train_head(self, head, features: np.ndarray, targets: np.ndarray, iteration: int) -> None:
         keras = self.M.keras
@@ -476,7 +508,13 @@ class DiscaEM:
         feature_model = classifier.get_layer("yopo_features")
         features = trainer.predict_features(feature_model)
         t_features = time.perf_counter() - t0
-        pca = fit_pca(features, p.pca_components, p.seed)
+        whitening = trainer.copy_whitening(feature_model, i)
+        if whitening is None:
+            pca = fit_pca(features, p.pca_components, p.seed)
+            split_features = features
+        else:
+            pca = fit_whitened_pca(features, whitening, p.pca_components, p.seed)
+            split_features = (features.astype(np.float64) - pca.mean_) @ whitening
         z = pca.transform(features.astype(np.float64))
         cands = candidates_for(p, i, len(z))
         best, fits = fit_mixtures(z, cands, previous_labels=prev_labels if prev_labels is not None else None,
@@ -486,7 +524,7 @@ class DiscaEM:
         splits = []
         in_warmup = p.k_strategy == "overpartition" and i < p.warmup_iterations
         if p.split_test and p.k_strategy != "reference" and not in_warmup:
-            split, splits = split_clusters(features, relabel_consecutive(raw), dims=max(2, p.pca_components // 2),
+            split, splits = split_clusters(split_features, relabel_consecutive(raw), dims=max(2, p.pca_components // 2),
                                            seed=p.seed + i, reg_covar=p.reg_covar, max_clusters=max(cands))
             if any(r["split"] for r in splits):
                 mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)
