@@ -340,5 +340,6 @@ def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_p
     assert a.shape == (p.feature_dim, p.feature_dim)
     np.testing.assert_allclose(a, b)
     assert np.abs(a - c).max() > 1e-6 * np.abs(a).max()
-    _run({**TINY, "max_iterations": 2, "whitening_subtomograms": 12, "whitening_copies": 3}, small_set, tmp_path / "s")
+    em = _run({**TINY, "max_iterations": 2, "whitening_subtomograms": 12, "whitening_copies": 3}, small_set, tmp_path / "s")
+    assert all(h["seconds"]["whitening"] > 0 for h in em.history_)
     assert export_result(tmp_path / "s", small_set, tmp_path / "out")["bundle_agreement"] == 1.0
