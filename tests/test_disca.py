@@ -164,17 +164,25 @@ def _cli_args(store, state_dir, max_iterations=3, k_candidates=(2, 3)):
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(small_set, tmp_path_factory):
+    """The state directory of one uninterrupted deterministic run (_cli_args' defaults) on small_set,
+    shared by the resume tests: each compares its interrupted run with this one."""
+    state = tmp_path_factory.mktemp("uninterrupted") / "state"
+    whole = subprocess.run(_cli_args(small_set, state), env=ENV, capture_output=True, text=True, timeout=900)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    return state
+
+
 @pytest.mark.slow
-def test_resume_gives_the_same_labels(small_set, tmp_path):
+def test_resume_gives_the_same_labels(small_set, uninterrupted, tmp_path):
     from discaflow.em import DiscaEM
 
-    whole = subprocess.run(_cli_args(small_set, tmp_path / "whole"), env=ENV, capture_output=True, text=True, timeout=900)
-    assert whole.returncode == 0, whole.stderr[-2000:]
     part = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--iterations", "1"], env=ENV, capture_output=True, text=True, timeout=900)
     assert part.returncode == 0 and not (tmp_path / "parts" / "iter_001").exists()
     rest = subprocess.run(_cli_args(small_set, tmp_path / "parts"), env=ENV, capture_output=True, text=True, timeout=900)
     assert rest.returncode == 0, rest.stderr[-2000:]
-    a, b = DiscaEM()._load_result(tmp_path / "whole"), DiscaEM()._load_result(tmp_path / "parts")
+    a, b = DiscaEM()._load_result(uninterrupted), DiscaEM()._load_result(tmp_path / "parts")
     assert np.array_equal(a.labels_, b.labels_)
     assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
     other = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--seed", "5"], env=ENV, capture_output=True, text=True, timeout=900)
@@ -182,7 +190,7 @@ def test_resume_gives_the_same_labels(small_set, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_and_sigkill_then_resume(small_set, tmp_path):
+def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
     """SIGTERM stops within seconds keeping complete iterations; after SIGKILL a rerun resumes."""
     args = _cli_args(small_set, tmp_path / "s")
     env = ENV
@@ -202,12 +210,10 @@ def test_sigterm_and_sigkill_then_resume(small_set, tmp_path):
     out = subprocess.run(args + ["--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert not list((tmp_path / "s").glob(".iter_*"))
-    whole = subprocess.run(_cli_args(small_set, tmp_path / "w"), env=env, capture_output=True, text=True, timeout=600)
-    assert whole.returncode == 0
     from discaflow.em import DiscaEM
 
     a = DiscaEM()._load_result(tmp_path / "s")
-    b = DiscaEM()._load_result(tmp_path / "w")
+    b = DiscaEM()._load_result(uninterrupted)
     assert np.array_equal(a.labels_, b.labels_)
     for name in ("labels.csv", "labels.star", "features.h5", "bundle/bundle.json"):
         assert (tmp_path / "out" / name).exists()
