@@ -31,7 +31,7 @@ demo: $(STAMP)
 	@echo "demo finished: open results/report.html, or see results/ (README, section 'What the demo produces')"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"

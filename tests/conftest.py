@@ -27,3 +27,14 @@ def job_counts(snakemake_output: str) -> dict:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+# The longest modules first: `make test` runs the suite on two xdist workers, one module per worker
+# at a time (--dist loadfile keeps a module's shared fixtures in one process), and starting the long
+# ones first keeps one worker from idling while the other finishes a long module at the end.
+LONGEST_FIRST = ("test_disca.py", "test_slurm.py", "test_workflow.py", "test_reruns.py", "test_bench.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's own order is kept

@@ -128,18 +128,25 @@ def _run(em_params, store, state_dir, **fit):
     return DiscaEM(**em_params).fit(store, state_dir, **fit)
 
 
-@pytest.mark.slow
-def test_tiny_em_reaches_high_homogeneity(three_classes, tmp_path):
-    """TINY on the command line with deterministic TensorFlow: with oneDNN's multi-threaded sums the
+@pytest.fixture(scope="module")
+def tiny_em(three_classes, tmp_path_factory):
+    """The state directory of TINY's run on three_classes, on the command line with deterministic
+    TensorFlow (shared by the homogeneity and the bundle tests): with oneDNN's multi-threaded sums the
     same run ended at K = 4 in about one run of four (measured before and after session 3's changes)."""
+    state = tmp_path_factory.mktemp("tiny_em") / "state"
+    args = _cli_args(three_classes, state, TINY["max_iterations"], TINY["k_candidates"])
+    run = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return state
+
+
+@pytest.mark.slow
+def test_tiny_em_reaches_high_homogeneity(three_classes, tiny_em):
     from sklearn.metrics import homogeneity_score
 
     from discaflow.em import DiscaEM
 
-    args = _cli_args(three_classes, tmp_path / "state", TINY["max_iterations"], TINY["k_candidates"])
-    run = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-2000:]
-    em = DiscaEM()._load_result(tmp_path / "state")
+    em = DiscaEM()._load_result(tiny_em)
     with SubtomogramStore(three_classes) as s:
         truth = s.column("label")
     assert em.n_clusters_ == 3
@@ -166,8 +173,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 @pytest.fixture(scope="module")
 def uninterrupted(small_set, tmp_path_factory):
-    """The state directory of one uninterrupted deterministic run (_cli_args' defaults) on small_set,
-    shared by the resume tests: each compares its interrupted run with this one."""
+    """The state directory of one uninterrupted deterministic run (_cli_args' defaults) on small_set:
+    the interrupted runs must end where it ends."""
     state = tmp_path_factory.mktemp("uninterrupted") / "state"
     whole = subprocess.run(_cli_args(small_set, state), env=ENV, capture_output=True, text=True, timeout=900)
     assert whole.returncode == 0, whole.stderr[-2000:]
@@ -175,23 +182,11 @@ def uninterrupted(small_set, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_labels(small_set, uninterrupted, tmp_path):
-    from discaflow.em import DiscaEM
-
-    part = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--iterations", "1"], env=ENV, capture_output=True, text=True, timeout=900)
-    assert part.returncode == 0 and not (tmp_path / "parts" / "iter_001").exists()
-    rest = subprocess.run(_cli_args(small_set, tmp_path / "parts"), env=ENV, capture_output=True, text=True, timeout=900)
-    assert rest.returncode == 0, rest.stderr[-2000:]
-    a, b = DiscaEM()._load_result(uninterrupted), DiscaEM()._load_result(tmp_path / "parts")
-    assert np.array_equal(a.labels_, b.labels_)
-    assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
-    other = subprocess.run(_cli_args(small_set, tmp_path / "parts") + ["--seed", "5"], env=ENV, capture_output=True, text=True, timeout=900)
-    assert other.returncode == 2 and "other DISCA parameters" in other.stderr
-
-
-@pytest.mark.slow
 def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
-    """SIGTERM stops within seconds keeping complete iterations; after SIGKILL a rerun resumes."""
+    """SIGTERM stops within seconds keeping complete iterations; after SIGKILL a rerun resumes and
+    ends with the labels and DDBI history of the uninterrupted run (deterministic TensorFlow). A job
+    of `--iterations N` stops the same way as SIGTERM (after a complete iteration); the workflow tests
+    run DISCA in such rounds."""
     args = _cli_args(small_set, tmp_path / "s")
     env = ENV
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -215,17 +210,20 @@ def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
     a = DiscaEM()._load_result(tmp_path / "s")
     b = DiscaEM()._load_result(uninterrupted)
     assert np.array_equal(a.labels_, b.labels_)
+    assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
     for name in ("labels.csv", "labels.star", "features.h5", "bundle/bundle.json"):
         assert (tmp_path / "out" / name).exists()
+    # a state directory is only resumed with the parameters that wrote it
+    other = subprocess.run(args + ["--seed", "5"], env=env, capture_output=True, text=True, timeout=900)
+    assert other.returncode == 2 and "other DISCA parameters" in other.stderr
 
 
 @pytest.mark.slow
-def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tmp_path):
+def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tiny_em, tmp_path):
     from discaflow.bundle import load_bundle, predict_store
     from discaflow.em import export_result
 
-    _run({**TINY, "max_iterations": 3}, three_classes, tmp_path / "s")
-    summary = export_result(tmp_path / "s", three_classes, tmp_path / "out")
+    summary = export_result(tiny_em, three_classes, tmp_path / "out")
     assert summary["bundle_agreement"] == 1.0
     bundle = load_bundle(tmp_path / "out" / "bundle")
     with SubtomogramStore(three_classes) as store:
@@ -349,3 +347,25 @@ def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_p
     em = _run({**TINY, "max_iterations": 2, "whitening_subtomograms": 12, "whitening_copies": 3}, small_set, tmp_path / "s")
     assert all(h["seconds"]["whitening"] > 0 for h in em.history_)
     assert export_result(tmp_path / "s", small_set, tmp_path / "out")["bundle_agreement"] == 1.0
+
+
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    import tensorflow as tf
+
+    from discaflow import cpu
+    from discaflow import model as M
+    from discaflow.em import resolve_precision
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # as on a machine without GPU
+
+    amd_avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2\n"
+    amd_zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+    graviton3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    assert not M.cpu_has_native_bfloat16(amd_avx2)
+    assert M.cpu_has_native_bfloat16(amd_zen4) and M.cpu_has_native_bfloat16(graviton3)
+    assert not M.cpu_has_native_bfloat16("")  # unreadable /proc/cpuinfo: float32
+    for cpuinfo, expected in ((amd_avx2, "float32"), (amd_zen4, "mixed_bfloat16")):
+        monkeypatch.setattr(cpu, "_proc_cpuinfo", lambda c=cpuinfo: c)
+        assert resolve_precision("auto") == expected
+        assert resolve_precision("auto", deterministic=True) == "float32"
+        assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit choice is kept

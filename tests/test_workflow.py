@@ -131,37 +131,6 @@ def test_workflow_stops_on_bad_config_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
-def test_tiny_workflow_run(tmp_path):
-    config = _tiny_config(tmp_path)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    proc = _snakemake("--cores", "2", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    root = tmp_path / "results" / "simulated" / "tiny"
-    for rel in ["subtomograms.h5", "preview.png", "tomograms/tomo_000.mrc", "tomograms/tomo_001_particles.star",
-                "tomograms/tomo_001_clean.mrc"]:
-        assert (root / rel).stat().st_size > 0, rel
-    for rel in ["subtomograms.h5", "picks/tomo_000.star", "picks/tomo_001.star", "picks_preview.png", "picking_evaluation.json",
-                "disca/rounds/round_00.json", "disca/rounds/round_01.json", "disca/labels.star", "disca/labels.csv",
-                "disca/bundle/bundle.json", "disca/history.json"]:
-        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
-    for rel in ["average/summary.json", "average/poses.csv", "average/gallery.png", "average/fsc.png",
-                "embed/tomo_000_density.mrc", "embed/tomo_001_labels.mrc", "embed/tomo_001_overlay.png",
-                "export/relion5_particles.star", "export/relion5_import.star", "export/warp_particles.star",
-                "export/particles.csv", "disca/training.png"]:
-        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
-    # nothing to do on a second run
-    again = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path))
-    assert "Nothing to be done" in again.stdout + again.stderr
-    # the HTML report builds, with the post-processing figures in it
-    rep = _snakemake("--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path),
-                     "--report", str(tmp_path / "report.html"))
-    assert rep.returncode == 0, rep.stderr[-3000:]
-    html = (tmp_path / "report.html").read_text(errors="replace")
-    for name in ("gallery.png", "fsc.png", "tomo_000_overlay.png", "training.png", "picks_preview.png"):
-        assert name in html, name
-
-
 def test_duplicate_dataset_names_stop_the_run(tmp_path):
     text = (REPO / "config" / "config.yaml").read_text()
     text = text.replace("datasets:\n  demo:", "datasets:\n  demo:\n    simulated: demo\n  demo:", 1)
@@ -202,20 +171,23 @@ def _tiny_config(tmp_path, tomograms=2):
     }
 
 
-@pytest.mark.slow
-def test_a_killed_run_redoes_only_what_was_not_finished(tmp_path):
-    """SIGKILL the whole workflow once the first tomogram's extraction is complete: the rerun
-    schedules only the jobs of the other tomograms and what depends on them, then completes."""
+@pytest.fixture(scope="module")
+def killed_then_rerun(tmp_path_factory):
+    """The tiny workflow (3 tomograms) SIGKILLed once the first tomogram's extraction is complete,
+    then run to the end: (directory, job counts of the dry run after the kill). One pipeline run
+    serves the kill test and the checks of a complete run's outputs."""
     import signal
     import time
 
+    tmp_path = tmp_path_factory.mktemp("tiny_workflow")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(_tiny_config(tmp_path, tomograms=3)))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     # rerun-incomplete as in the profiles: the job running at the kill may have renamed its output
     # before Snakemake recorded it as finished; that output is redone, never trusted
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path),
-           "--cores", "1", "--rerun-incomplete"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+           "--rerun-incomplete"]
+    proc = subprocess.Popen(cmd + ["--cores", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     first = tmp_path / "results" / "tiny" / "extract" / "tomo_000.h5"
     deadline = time.time() + 600
     while not first.exists() and proc.poll() is None and time.time() < deadline:
@@ -224,17 +196,52 @@ def test_a_killed_run_redoes_only_what_was_not_finished(tmp_path):
     time.sleep(2)  # let Snakemake record that job as finished
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    dry = subprocess.run(cmd + ["-n", "--quiet", "rules"], env=env, capture_output=True, text=True, timeout=600)
+    dry = subprocess.run(cmd + ["--cores", "1", "-n", "--quiet", "rules"], env=env, capture_output=True, text=True, timeout=600)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    counts = job_counts(dry.stdout + dry.stderr)
+    # a killed Snakemake leaves its directory lock: --unlock first, as the README says
+    unlock = subprocess.run(cmd + ["--cores", "1", "--unlock"], env=env, capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = subprocess.run(cmd + ["--cores", "2"], env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    return tmp_path, job_counts(dry.stdout + dry.stderr)
+
+
+@pytest.mark.slow
+def test_a_killed_run_redoes_only_what_was_not_finished(killed_then_rerun):
+    """After the kill, the rerun schedules only the jobs of the other tomograms and what depends on
+    them (the fixture's rerun then completes)."""
+    _, counts = killed_then_rerun
     # tomo_000's simulation, picking and extraction finished: they are not redone (the other two
     # tomograms' jobs may or may not have run before the kill)
     assert all(counts.get(r, 0) <= 2 for r in ("simulate_tomogram", "pick", "extract")), counts
     assert counts.get("gather_subtomograms", 0) <= 1, counts
-    # and the rerun completes (a killed Snakemake leaves its directory lock: --unlock first, as the
-    # README says)
-    unlock = subprocess.run(cmd + ["--unlock"], env=env, capture_output=True, text=True, timeout=300)
-    assert unlock.returncode == 0, unlock.stderr[-2000:]
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (tmp_path / "results" / "tiny" / "export" / "relion5_particles.star").exists()
+    assert counts.get("disca_round", 0) == 2, counts
+
+
+@pytest.mark.slow
+def test_tiny_workflow_run(killed_then_rerun):
+    """Every stage's outputs of a complete run, nothing left to do, and the HTML report."""
+    tmp_path, _ = killed_then_rerun
+    config = ["--configfile", str(tmp_path / "c.yaml"), "--directory", str(tmp_path)]
+    root = tmp_path / "results" / "simulated" / "tiny"
+    for rel in ["subtomograms.h5", "preview.png", "tomograms/tomo_000.mrc", "tomograms/tomo_001_particles.star",
+                "tomograms/tomo_001_clean.mrc"]:
+        assert (root / rel).stat().st_size > 0, rel
+    for rel in ["subtomograms.h5", "picks/tomo_000.star", "picks/tomo_001.star", "picks_preview.png", "picking_evaluation.json",
+                "disca/rounds/round_00.json", "disca/rounds/round_01.json", "disca/labels.star", "disca/labels.csv",
+                "disca/bundle/bundle.json", "disca/history.json"]:
+        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
+    for rel in ["average/summary.json", "average/poses.csv", "average/gallery.png", "average/fsc.png",
+                "embed/tomo_000_density.mrc", "embed/tomo_001_labels.mrc", "embed/tomo_001_overlay.png",
+                "export/relion5_particles.star", "export/relion5_import.star", "export/warp_particles.star",
+                "export/particles.csv", "disca/training.png"]:
+        assert (tmp_path / "results" / "tiny" / rel).stat().st_size > 0, rel
+    # nothing to do on a second run
+    again = _snakemake("-n", "--cores", "1", *config)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # the HTML report builds, with the post-processing figures in it
+    rep = _snakemake("--cores", "1", *config, "--report", str(tmp_path / "report.html"))
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    for name in ("gallery.png", "fsc.png", "tomo_000_overlay.png", "training.png", "picks_preview.png"):
+        assert name in html, name
