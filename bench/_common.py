@@ -30,7 +30,12 @@ def machine() -> dict:
                              text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version()}
+    from discaflow.cpu import cpu_has_native_bfloat16
+
+    # "AMD EPYC" names two machine kinds here: with avx512_bf16 (the 2026-11 figures) and AVX2-only,
+    # where bfloat16 is emulated and ~18× slower than float32; record which ran
+    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_bfloat16": cpu_has_native_bfloat16(), "gpu": gpu,
+            "python": platform.python_version()}
 
 
 def git_commit() -> str:

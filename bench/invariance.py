@@ -65,7 +65,7 @@ def main() -> None:
 
     import keras
 
-    from discaflow.em import DiscaEM, iteration_dir
+    from discaflow.em import DiscaEM, iteration_dir, resolve_precision
     from discaflow.io.store import SubtomogramStore
     from discaflow.model import set_precision
 
@@ -78,7 +78,7 @@ def main() -> None:
         originals = s.take(picks)
     em = DiscaEM()._load_result(root / "state")
     params = json.loads((root / "state" / "params.json").read_text())["params"]
-    set_precision(params["precision"] if params["precision"] != "auto" else "mixed_bfloat16")
+    set_precision(resolve_precision(params["precision"]))  # what the run itself used on this machine
     best = em.best_iteration_
     models = {"trained": iteration_dir(root / "state", best - 1) / "model.keras" if best else root / "state" / "init" / "model.keras",
               "untrained": root / "state" / "init" / "model.keras"}

@@ -71,7 +71,7 @@ class DiscaParams:
     filter_step: int = 16
     feature_dim: int = 1024
     dropout_rate: float = 0.5
-    precision: str = "auto"  # auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU
+    precision: str = "auto"  # auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 instructions, else float32
     pca_components: int = 16
     k_strategy: str = "overpartition"  # overpartition | bic | reference
     k_candidates: list = field(default_factory=lambda: list(range(2, 21)))
@@ -349,13 +349,20 @@ def smoothed_targets(labels: np.ndarray, k: int, alpha: float) -> np.ndarray:
 
 
 def resolve_precision(precision: str, deterministic: bool = False) -> str:
+    """``auto``: mixed_float16 on a GPU; on a CPU mixed_bfloat16 where it has bfloat16 instructions,
+    float32 where it has not (emulated bfloat16 is many times slower, see model.cpu_has_native_bfloat16);
+    float32 for deterministic runs."""
     if precision != "auto":
         return precision
     if deterministic:
         return "float32"  # bfloat16 needs oneDNN, which reorders floating-point sums
     import tensorflow as tf
 
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    from discaflow import model as M
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if M.cpu_has_native_bfloat16() else "float32"
 
 
 def configure_tensorflow(seed: int, deterministic: bool = True) -> None:

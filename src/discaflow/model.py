@@ -10,6 +10,7 @@ and CPU runs can use a narrow network.
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,13 +18,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from discaflow.cpu import BFLOAT16_CPU_FLAGS, cpu_has_native_bfloat16  # noqa: E402
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+log = logging.getLogger(__name__)
 
 
 def set_precision(precision: str) -> None:
-    """Global Keras dtype policy: float32, mixed_bfloat16 (CPU with AVX-512) or mixed_float16 (GPU)."""
+    """Global Keras dtype policy: float32, mixed_bfloat16 (a CPU with bfloat16 instructions) or
+    mixed_float16 (GPU). Warns when mixed_bfloat16 would run emulated on a CPU without them."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "mixed_bfloat16" and not cpu_has_native_bfloat16():
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            log.warning("mixed_bfloat16 on a CPU without bfloat16 instructions (%s): TensorFlow emulates it, "
+                        "many times slower than float32 — set precision to float32 or auto",
+                        "/".join(sorted(BFLOAT16_CPU_FLAGS)))
     keras.mixed_precision.set_global_policy(precision)
 
 
