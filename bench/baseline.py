@@ -15,27 +15,12 @@ from pathlib import Path
 import numpy as np
 
 
-def invariant_features(x: np.ndarray) -> np.ndarray:
-    """(n, b, b, b) → (n, b) features: log radial power spectrum and radial mean density (b/2 shells each)."""
-    from discaflow.fourier import centre_radii
-
-    n, b = len(x), x.shape[1]
-    r = np.rint(centre_radii(b)).astype(int).ravel()
-    counts = np.bincount(r)
-    shells = b // 2
-    out = np.empty((n, 2 * shells))
-    for i in range(n):
-        power = np.abs(np.fft.fftshift(np.fft.fftn(x[i]))) ** 2
-        out[i, :shells] = np.log(np.bincount(r, power.ravel())[:shells] / counts[:shells] + 1e-12)
-        out[i, shells:] = (np.bincount(r, x[i].ravel()) / counts)[:shells]
-    return out
-
-
 def baseline(x: np.ndarray, candidates, pca_components: int = 16, seed: int = 0) -> np.ndarray:
     """Labels of the classical comparator."""
     from discaflow.gmm import fit_mixtures, fit_pca
+    from discaflow.radial import radial_features
 
-    f = invariant_features(x)
+    f = radial_features(x)
     f = (f - f.mean(0)) / (f.std(0) + 1e-12)
     pca = fit_pca(f, pca_components, seed)
     z = pca.transform(f)

@@ -369,3 +369,18 @@ def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         assert resolve_precision("auto") == expected
         assert resolve_precision("auto", deterministic=True) == "float32"
         assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit choice is kept
+
+
+def test_radial_split_runs_after_the_warm_up_and_exports(small_set, tmp_path):
+    """radial_split: after the warm-up each cluster is tested on the radial descriptors (records
+    marked "radial" in the iteration's state), the run completes and its bundle exports. (The
+    criterion itself: tests/test_gmm.py.)"""
+    from discaflow.em import export_result
+
+    em = _run({**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
+               "radial_split": True, "radial_split_dims": 4}, small_set, tmp_path / "s")
+    radial = [[r for r in h["splits"] if r.get("features") == "radial"] for h in em.history_]
+    assert radial[0] == [] and all(radial[1:]), radial  # none in the warm-up, every cluster tested after
+    assert all(r["cluster"] < h["k"] for rs, h in zip(radial, em.history_) for r in rs)
+    summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
+    assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()

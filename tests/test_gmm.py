@@ -131,3 +131,29 @@ def test_copy_whitening_removes_a_nuisance_direction():
                                np.abs(fit_pca((f - f.mean(0)) @ w, 1).transform((f - f.mean(0)) @ w)[:, 0]), atol=1e-9)
     with pytest.raises(ValueError, match="at least 2 copies"):
         copy_whitening(copies[:, :1])
+
+
+def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
+    """The radial split test's criterion (radial descriptors, two tied Gaussians) splits a cluster of
+    20S and 26S proteasomes (the 26S is the 20S with two caps) and leaves a cluster of 20S alone."""
+    from sklearn.metrics import homogeneity_score
+
+    from discaflow.gmm import split_clusters
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.radial import store_radial_features
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    from conftest import STRUCTURES
+
+    structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("3j9i", "4cr2")]
+    simulate_subtomograms(structures, tmp_path / "s.h5", Imaging(16.0, snr=0.1), per_class=80, seed=1, progress=False)
+    with SubtomogramStore(tmp_path / "s.h5") as s:
+        f, truth = store_radial_features(s), s.column("label")
+    assert f.shape == (160, 24) and np.allclose(f.mean(0), 0, atol=1e-9)
+    labels, records = split_clusters(f, np.zeros(160, int), dims=16, covariance_type="tied")
+    assert records[0]["split"] and homogeneity_score(truth, labels) >= 0.9, records
+    alone = truth == 0
+    labels, records = split_clusters(f[alone], np.zeros(alone.sum(), int), dims=16, covariance_type="tied")
+    assert not records[0]["split"] and labels.max() == 0, records

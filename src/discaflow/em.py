@@ -91,6 +91,14 @@ class DiscaParams:
     seed: int = 0
     min_cluster_size: int = 0  # for over-partitioning: at least this many subtomograms per cluster
     split_test: bool = True  # after the warm-up: split clusters that hold two populations (gmm.split_clusters)
+    # After the warm-up, a second split test on rotation-invariant radial features of the subtomograms
+    # (radial.radial_features: radial density profile and log power spectrum, standardised) in each
+    # cluster's own PCA to radial_split_dims dimensions, one full vs two tied Gaussians. A split it
+    # makes becomes the iteration's labels, so the M-step trains the network on it. Why: particles that
+    # differ mainly in size (the 20S proteasome and the capped 20S, 6utj) share clusters in every
+    # network run (bench/README.md) although those two descriptors separate them when given the pair.
+    radial_split: bool = False
+    radial_split_dims: int = 16
     # BatchNorm moving statistics recomputed from this many subtomograms after every M-step and for the
     # initial network, so that the E-step's features (inference mode) are those of the current weights
     # (model.recalibrate_batchnorm). 0 (default): off, as the reference, whose moving averages lag the
@@ -237,6 +245,14 @@ class Trainer:
         self.store, self.params, self.stop = store, params, stop
         self.box = store.box_vox
         self.n = len(store)
+
+    def radial_features(self) -> np.ndarray:
+        """Standardised radial.radial_features of the whole store (computed once per run)."""
+        if getattr(self, "_radial", None) is None:
+            from discaflow.radial import store_radial_features
+
+            self._radial = store_radial_features(self.store)
+        return self._radial
 
     def predict_features(self, feature_model, batch_size: int = 128) -> np.ndarray:
         out = np.empty((self.n, feature_model.output_shape[-1]), np.float32)
@@ -540,8 +556,18 @@ class DiscaEM:
             if any(r["split"] for r in splits):
                 mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)
                 raw = mixture.predict(z)
+        if p.radial_split and p.k_strategy != "reference" and not in_warmup:
+            split, radial_splits = split_clusters(trainer.radial_features(), relabel_consecutive(raw),
+                                                  dims=p.radial_split_dims, seed=p.seed + i, reg_covar=p.reg_covar,
+                                                  max_clusters=max(cands), covariance_type="tied")
+            splits += [{**r, "features": "radial"} for r in radial_splits]
+            if any(r["split"] for r in radial_splits):
+                # the split is kept as it is (the network's PCA space may not show it yet: that is what
+                # the M-step is to teach); the mixture of its clusters gives the posteriors and the bundle
+                raw = split
+                mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)
         labels = relabel_consecutive(raw)
-        posterior = mixture.predict_proba(z).max(axis=1)
+        posterior = mixture.predict_proba(z)[np.arange(len(raw)), raw]  # of the assigned cluster
         agree = None
         if prev_labels is not None:
             labels = match_labels(prev_labels, labels)

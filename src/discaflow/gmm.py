@@ -178,13 +178,15 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
-                   max_clusters: int | None = None) -> tuple[np.ndarray, list[dict]]:
+                   max_clusters: int | None = None, covariance_type: str = "full") -> tuple[np.ndarray, list[dict]]:
     """Split every cluster that holds two populations (X-means-style test in the cluster's own PCA).
 
     For each cluster: PCA of its members' features (not the global PCA, which is dominated by the
     differences *between* clusters and can hide a split inside one) to ``dims`` dimensions, then one
-    vs two full-covariance Gaussians. The cluster is split when two have the lower BIC, both parts
-    hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
+    full-covariance Gaussian vs two with ``covariance_type`` covariances ("full", or "tied": one
+    shared covariance, the same variability about two means, only ``dims`` + 1 parameters more than
+    one Gaussian, so it can afford more dimensions). The cluster is split when two have the lower
+    BIC, both parts hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
     a second fit from another seed agrees on at least ``min_stability`` of the members. New clusters
     get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). Returns (labels,
     one record per tested cluster).
@@ -202,8 +204,9 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
-            two = GaussianMixture(2, covariance_type="full", reg_covar=reg_covar, random_state=seed, n_init=3).fit(zl)
-            again = GaussianMixture(2, covariance_type="full", reg_covar=reg_covar, random_state=seed + 7919, n_init=3).fit(zl)
+            two = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed, n_init=3).fit(zl)
+            again = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed + 7919,
+                                    n_init=3).fit(zl)
         gain = float(one.bic(zl) - two.bic(zl))
         part = two.predict(zl)
         sizes = np.bincount(part, minlength=2)
