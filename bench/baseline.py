@@ -18,10 +18,9 @@ import numpy as np
 def baseline(x: np.ndarray, candidates, pca_components: int = 16, seed: int = 0) -> np.ndarray:
     """Labels of the classical comparator."""
     from discaflow.gmm import fit_mixtures, fit_pca
-    from discaflow.radial import radial_features
+    from discaflow.radial import radial_features, standardised
 
-    f = radial_features(x)
-    f = (f - f.mean(0)) / (f.std(0) + 1e-12)
+    f = standardised(radial_features(x))
     pca = fit_pca(f, pca_components, seed)
     z = pca.transform(f)
     best, _ = fit_mixtures(z, candidates, seed=seed)

@@ -247,10 +247,11 @@ class Trainer:
         self.store, self.params, self.stop = store, params, stop
         self.box = store.box_vox
         self.n = len(store)
+        self._radial = None  # radial_features, computed on first use
 
     def radial_features(self) -> np.ndarray:
         """Standardised radial.radial_features of the whole store (computed once per run)."""
-        if getattr(self, "_radial", None) is None:
+        if self._radial is None:
             from discaflow.radial import store_radial_features
 
             self._radial = store_radial_features(self.store)
@@ -368,7 +369,7 @@ def smoothed_targets(labels: np.ndarray, k: int, alpha: float) -> np.ndarray:
 
 def resolve_precision(precision: str, deterministic: bool = False) -> str:
     """``auto``: mixed_float16 on a GPU; on a CPU mixed_bfloat16 where it has bfloat16 instructions,
-    float32 where it has not (emulated bfloat16 is many times slower, see model.cpu_has_native_bfloat16);
+    float32 where it has not (emulated bfloat16 is many times slower, see cpu.cpu_has_native_bfloat16);
     float32 for deterministic runs."""
     if precision != "auto":
         return precision
@@ -376,11 +377,11 @@ def resolve_precision(precision: str, deterministic: bool = False) -> str:
         return "float32"  # bfloat16 needs oneDNN, which reorders floating-point sums
     import tensorflow as tf
 
-    from discaflow import model as M
+    from discaflow.cpu import cpu_has_native_bfloat16
 
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
-    return "mixed_bfloat16" if M.cpu_has_native_bfloat16() else "float32"
+    return "mixed_bfloat16" if cpu_has_native_bfloat16() else "float32"
 
 
 def configure_tensorflow(seed: int, deterministic: bool = True) -> None:

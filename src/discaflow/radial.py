@@ -26,10 +26,13 @@ def radial_features(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def standardised(f: np.ndarray) -> np.ndarray:
+    """Each feature (column) scaled to zero mean and unit variance over the rows."""
+    return (f - f.mean(0)) / (f.std(0) + 1e-12)
+
+
 def store_radial_features(store, batch_size: int = 256, standardise: bool = True) -> np.ndarray:
     """radial_features of every subtomogram of a SubtomogramStore, read in batches; with
     ``standardise`` each feature scaled to zero mean and unit variance over the store."""
     f = np.concatenate([radial_features(store.read(s, s + batch_size)) for s in range(0, len(store), batch_size)])
-    if standardise:
-        f = (f - f.mean(0)) / (f.std(0) + 1e-12)
-    return f
+    return standardised(f) if standardise else f
