@@ -12,6 +12,8 @@ Methods:
               statistics left to their moving averages (`batchnorm_samples` 0); the network
               and training settings are the preset's, the same as ours, so that only the design differs
   classical   rotation-invariant spectra + PCA + the same GMM/BIC over 2–20 (bench/baseline.py)
+  classical_split  the same, then every cluster split recursively in its own descriptor space
+              (discaflow.radial.cluster_radial; added 2026-12-02)
 
 Presets (the result file records which produced each number):
   paper  5 structures × 400, the reference YOPO, SNR {0.1, 0.03, 0.01, 0.003, 0.001} × ±60°/±40°,
@@ -43,6 +45,7 @@ from _common import REPO, structure_path, write_result  # noqa: E402
 # 20S proteasome (barrel) and RuBisCO (small, cubic). Integrated density of the 10 Å maps, relative
 # to the ribosome: 1.00, 0.56, 0.41, 0.32, 0.13.
 STRUCTURES = ("4v4r", "4cr2", "6utj", "3j9i", "1bxn")
+METHODS = ("discaflow", "reference", "classical", "classical_split")
 QUICK_NET = {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256, "pca_components": 8,
              "learning_rate": 1e-4, "epochs_per_iteration": 2}
 PRESETS = {
@@ -93,7 +96,7 @@ def run_disca(store: Path, state_dir: Path, params: dict) -> dict:
             "seconds_total": float(np.sum(seconds)), "k_per_iteration": [h["k"] for h in em.history_]}
 
 
-def run_classical(store: Path, params: dict) -> dict:
+def run_classical(store: Path, params: dict, split: bool = False) -> dict:
     from baseline import baseline
 
     from discaflow.io.store import SubtomogramStore
@@ -102,7 +105,10 @@ def run_classical(store: Path, params: dict) -> dict:
     with SubtomogramStore(store) as s:
         x, truth = s.read(0, len(s)), s.column("label")
     t = time.perf_counter()
-    labels = baseline(x, params.get("k_candidates", list(range(2, 21))), params.get("pca_components", 16))
+    # classical: the preset's PCA dimensions (as DISCA's E-step); classical_split: exactly what DISCA's
+    # k_strategy "radial" starts from (radial.cluster_radial's defaults)
+    labels = baseline(x, params.get("k_candidates", list(range(2, 21))), 16 if split else params.get("pca_components", 16),
+                      split=split)
     return {**clustering_scores(truth, labels), "seconds_total": time.perf_counter() - t}
 
 
@@ -124,7 +130,7 @@ def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, pa
         elif method == "reference":
             out[method] = run_disca(store, folder / "reference", {**params, **REFERENCE_DESIGN})
         else:
-            out[method] = run_classical(store, params)
+            out[method] = run_classical(store, params, split=method == "classical_split")
         print(f"   {name} {method}: K = {out[method]['k']}, homogeneity {out[method]['homogeneity']:.3f} "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
         with atomic_path(cache) as tmp:  # a run killed here keeps the previous scores intact
@@ -139,7 +145,7 @@ def _acc(r: dict) -> str:
 
 def markdown(result: dict) -> str:
     """The grid of a result file as a Markdown table (for bench/README.md)."""
-    methods = [m for m in ("discaflow", "reference", "classical") if m in result["grid"][0]]
+    methods = [m for m in METHODS if m in result["grid"][0]]
     lines = ["| tilt | SNR | " + " | ".join(f"{m}: K, homog., compl., acc. %" for m in methods) + " | paper: homog. (acc. %) |",
              "|---|---|" + "---|" * len(methods) + "---|"]
     for row in result["grid"]:
@@ -159,6 +165,8 @@ def main() -> None:
     ap.add_argument("--work-dir", default=None, help="keep (and resume) the runs here (default bench/work/table1_<preset>)")
     ap.add_argument("--skip-sample-size", action="store_true")
     ap.add_argument("--no-reference", action="store_true", help="leave out the reference-design comparator")
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=None,
+                    help="run only these methods (the result file is then named table1_<preset>_<methods>.json)")
     ap.add_argument("--markdown", action="store_true", help="print the preset's last result file as a Markdown table")
     args = ap.parse_args()
     if args.markdown:
@@ -170,7 +178,7 @@ def main() -> None:
     work = Path(args.work_dir or REPO / "bench" / "work" / f"table1_{args.preset}")
     params = preset["params"]
     names = preset.get("structures", STRUCTURES)
-    methods = ["discaflow", "classical"] + ([] if args.no_reference else ["reference"])
+    methods = args.methods or [m for m in METHODS if not (args.no_reference and m == "reference")]
     t0 = time.perf_counter()
 
     grid = []
@@ -185,7 +193,7 @@ def main() -> None:
             print(f"sample size {n} per class, SNR 0.01, ±60° ...", flush=True)
             samples.append({"snr": 0.01, "tilt_deg": 60, "per_class": n,
                             **cell(work, f"snr0.01_tilt60_n{n}" if n != preset["per_class"] else "snr0.01_tilt60", names,
-                                   0.01, 60, n, params, ["discaflow", "classical"])})
+                                   0.01, 60, n, params, [m for m in methods if m != "reference"])})
 
     print(f"\nTable 1 ({args.preset} preset, {len(names)} structures: {' '.join(names)}; K never given)")
     head = f"{'tilt':>5} {'SNR':>6} | {'method':<10} {'K':>3} {'homog':>6} {'compl':>6} {'V':>6} {'acc %':>6} {'s/it':>6} {'s total':>8} | paper homog/acc"
@@ -205,7 +213,7 @@ def main() -> None:
     k_right = {m: sum(row[m]["k"] == row[m]["k_true"] for row in grid) for m in methods}
     print("K right: " + ", ".join(f"{m} {k_right[m]} of {len(grid)}" for m in methods) + " (paper: 8 of 10)")
     speed = {}
-    if "reference" in methods:
+    if "reference" in methods and "discaflow" in methods:
         per_it = [row["reference"]["seconds_per_iteration"] / row["discaflow"]["seconds_per_iteration"] for row in grid]
         total = [row["reference"]["seconds_total"] / row["discaflow"]["seconds_total"] for row in grid]
         better = sum(row["discaflow"]["homogeneity"] >= row["reference"]["homogeneity"] for row in grid)
@@ -220,8 +228,8 @@ def main() -> None:
         for row in samples:
             print(f"  {row['per_class']:>4} per class: " + "; ".join(
                 f"{m} K = {row[m]['k']}, homogeneity {row[m]['homogeneity']:.3f}, accuracy {100 * row[m]['accuracy']:.1f} %"
-                for m in ("discaflow", "classical")))
-    write_result(f"table1_{args.preset}", {
+                for m in methods if m != "reference"))
+    write_result(f"table1_{args.preset}" + ("_" + "_".join(args.methods) if args.methods else ""), {
         "preset": args.preset, "structures": list(names), "voxel_size_A": 16.0, "box_vox": 24, "params": params,
         "reference_design": REFERENCE_DESIGN, "grid": grid, "k_right": k_right, "speed": speed, "sample_size": samples,
         "paper": {str(k): v for k, v in PAPER.items()}, "paper_template_matching_homogeneity": PAPER_TEMPLATE_MATCHING,

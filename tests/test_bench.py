@@ -25,7 +25,7 @@ def test_table1_smoke_preset_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "results" / "table1_smoke.json").read_text())
     cell = result["grid"][0]
-    for method in ("discaflow", "reference", "classical"):
+    for method in ("discaflow", "reference", "classical", "classical_split"):
         assert 0 <= cell[method]["homogeneity"] <= 1 and cell[method]["k_true"] == 5
     assert cell["reference"]["k"] in (5, 10)  # the reference design's candidates, clipped for 60 subtomograms
     assert result["speed"]["per_iteration_ratios"][0] > 0 and len(result["sample_size"]) == 1

@@ -371,14 +371,22 @@ def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit choice is kept
 
 
-def test_radial_split_runs_after_the_warm_up_and_exports(small_set, tmp_path):
-    """radial_split: after the warm-up each cluster is tested on the radial descriptors (records
-    marked "radial" in the iteration's state), the run completes and its bundle exports. (The
-    criterion itself: tests/test_gmm.py.)"""
+def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
+    """k_strategy "radial": the warm-up iteration's labels are radial.cluster_radial's clustering of
+    the radial descriptors (no BIC on the network's features); radial_split: after the warm-up each
+    cluster is tested on the radial descriptors (records marked "radial" in the iteration's state);
+    the run completes and its bundle exports. (The criteria themselves: tests/test_gmm.py.)"""
     from discaflow.em import export_result
+    from discaflow.radial import cluster_radial, store_radial_features
 
     em = _run({**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
-               "radial_split": True, "radial_split_dims": 4}, small_set, tmp_path / "s")
+               "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4}, small_set, tmp_path / "s")
+    with SubtomogramStore(small_set) as s:
+        expected = cluster_radial(store_radial_features(s), TINY["k_candidates"])
+    warm = em.history_[0]
+    assert warm["in_warmup"] and warm["bic"] == {} and warm["k"] == expected.max() + 1 == 3
+    assert np.array_equal(np.load(tmp_path / "s" / "iter_000" / "labels.npy"), expected)
+    assert not em.history_[1]["in_warmup"] and em.history_[1]["bic"]  # BIC on the network's features after it
     radial = [[r for r in h["splits"] if r.get("features") == "radial"] for h in em.history_]
     assert radial[0] == [] and all(radial[1:]), radial  # none in the warm-up, every cluster tested after
     assert all(r["cluster"] < h["k"] for rs, h in zip(radial, em.history_) for r in rs)

@@ -157,3 +157,29 @@ def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
     alone = truth == 0
     labels, records = split_clusters(f[alone], np.zeros(alone.sum(), int), dims=16, covariance_type="tied")
     assert not records[0]["split"] and labels.max() == 0, records
+
+
+def test_cluster_radial_finds_the_classes_and_does_not_over_split(tmp_path):
+    """The classical clustering behind k_strategy "radial": four complexes (two of them the 20S
+    proteasome with and without caps) at SNR 0.1 give K = 4 with homogeneity ≥ 0.95, two give K = 2
+    (not the K = 6–8 of singular small clusters: a fit is kept only if every cluster has more members
+    than dimensions)."""
+    from sklearn.metrics import homogeneity_score
+
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.radial import cluster_radial, store_radial_features
+    from discaflow.simulate.imaging import Imaging
+    from discaflow.simulate.structures import load_structure
+    from discaflow.simulate.subtomograms import simulate_subtomograms
+
+    from conftest import STRUCTURES
+
+    for names in [("4v4r", "4cr2", "3j9i", "1bxn"), ("4v4r", "1bxn")]:
+        structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in names]
+        path = tmp_path / f"{len(names)}.h5"
+        simulate_subtomograms(structures, path, Imaging(16.0, snr=0.1), per_class=40, seed=3, progress=False)
+        with SubtomogramStore(path) as s:
+            f, truth = store_radial_features(s), s.column("label")
+        labels = cluster_radial(f, range(2, 9))
+        assert labels.max() + 1 == len(names) and homogeneity_score(truth, labels) >= 0.95, (names, np.bincount(labels))
+        assert np.array_equal(labels, cluster_radial(f, range(2, 9)))  # seeded

@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--out", default=None, help="when finished, write labels, features and the model bundle here")
     dc.add_argument("--iterations", type=int, default=None, help="run at most this many iterations now (default: to the end)")
     dc.add_argument("--init-from", default=None, help="fine-tune: start from this model bundle's network")
-    dc.add_argument("--k-strategy", choices=["overpartition", "bic", "reference"], default="overpartition")
+    dc.add_argument("--k-strategy", choices=["overpartition", "radial", "bic", "reference"], default="overpartition")
     dc.add_argument("--k-candidates", type=int, nargs="+", default=None, help="candidate numbers of clusters (default 2..20)")
     dc.add_argument("--warmup-iterations", type=int, default=3)
     dc.add_argument("--no-split-test", dest="split_test", action="store_false",
