@@ -6,6 +6,8 @@ Presets:
   reference  the issue's setting: 5 × 200 subtomograms, the reference YOPO in mixed_bfloat16 (about
              2–3 min per iteration on 2 CPU cores; for a GPU or a long run)
   quick      5 × 100 subtomograms, a narrow YOPO (6 blocks, 16 + 8 per block filters, 256 features)
+  radial     the quick set and network with k_strategy "radial", learning rate 1e-3, BatchNorm
+             recalibration and the radial split test, 8 iterations, precision auto
 """
 
 from __future__ import annotations
@@ -29,13 +31,20 @@ PRESETS = {
                                            "pca_components": 8, "learning_rate": 1e-4, "epochs_per_iteration": 2,
                                            "max_iterations": 12, "precision": "mixed_bfloat16"}},
 }
+# the best configuration measured on the Table 1 set (bench/README.md): the quick network and set,
+# warm-up on the classical radial clustering, learning rate 1e-3 with BatchNorm recalibration (so that
+# the warm-up labels are learnt and the E-step sees the current weights), radial split test
+PRESETS["radial"] = {"per_class": 100, "params": {
+    **{k: v for k, v in PRESETS["quick"]["params"].items() if k != "precision"}, "precision": "auto",
+    "k_strategy": "radial", "learning_rate": 1e-3, "batchnorm_samples": 1024, "radial_split": True,
+    "radial_split_dims": 24, "warmup_iterations": 3, "max_iterations": 8}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="reference")
     ap.add_argument("--snr", type=float, default=0.1)
-    ap.add_argument("--k-strategy", default="overpartition")
+    ap.add_argument("--k-strategy", default=None, help="default: the preset's, else overpartition")
     ap.add_argument("--state-dir", default=None, help="keep (and resume) the run here")
     ap.add_argument("--structures", nargs="+", default=list(NAMES),
                     help="structure names: maps in resources/structures/ or ../shared/data/polnet/maps_10A/ "
@@ -59,7 +68,8 @@ def main() -> None:
         structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    params = {**preset["params"], "k_strategy": args.k_strategy, **overrides}
+    params = {"k_strategy": "overpartition", **preset["params"], **({"k_strategy": args.k_strategy} if args.k_strategy else {}),
+              **overrides}
     t = time.perf_counter()
     em = DiscaEM(**params).fit(store, tmp / "state")
     seconds = time.perf_counter() - t
@@ -86,7 +96,12 @@ def main() -> None:
                                                   params.get("pca_components", 16)))
     print(f"classical baseline (rotation-invariant spectra + PCA + GMM/BIC): K = {classical['k']}, homogeneity "
           f"{classical['homogeneity']:.3f}, completeness {classical['completeness']:.3f}, accuracy {classical['accuracy']:.3f}")
+    classical_split = clustering_scores(truth, baseline(x, params.get("k_candidates", list(range(2, 21))), 16, split=True))
+    print(f"classical baseline with the recursive split (radial.cluster_radial): K = {classical_split['k']}, homogeneity "
+          f"{classical_split['homogeneity']:.3f}, completeness {classical_split['completeness']:.3f}, accuracy {classical_split['accuracy']:.3f}")
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
+    if args.k_strategy:
+        name += f"_{args.k_strategy}"
     if overrides:
         name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
     if len(args.structures) != len(NAMES):
@@ -94,8 +109,8 @@ def main() -> None:
     elif list(args.structures) != list(NAMES):
         name += "_" + "-".join(args.structures)
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
-                        "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": args.k_strategy,
-                        "result": final, "classical_baseline": classical, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
+                        "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": params["k_strategy"],
+                        "result": final, "classical_baseline": classical, "classical_split_baseline": classical_split, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
 
 
 if __name__ == "__main__":
