@@ -105,8 +105,10 @@ class DiscaParams:
     # makes becomes the iteration's labels, so the M-step trains the network on it. Why: particles that
     # differ mainly in size (the 20S proteasome and the capped 20S, 6utj) share clusters in every
     # network run (bench/README.md) although those two descriptors separate them when given the pair.
-    # Off by default because it did not separate them inside DISCA: quick preset on the Table 1 set
-    # (float32, 2026-12-02, 5 iterations) K = 4, homogeneity 0.511, pair homogeneity 0.000 (README).
+    # Off by default because alone it did not separate them inside DISCA: quick preset on the Table 1
+    # set (float32, 2026-12-02, 5 iterations) K = 4, homogeneity 0.511, pair homogeneity 0.000 (README).
+    # With k_strategy "radial" (the pair already apart in the warm-up labels) it is what splits the
+    # pair again after the network's BIC merges it (bench/disca.py --preset radial; README).
     radial_split: bool = False
     radial_split_dims: int = 24  # the whole descriptor of a 24³ box (pair homogeneity 1.000 at 20–24, 0.919 at 16)
     # BatchNorm moving statistics recomputed from this many subtomograms after every M-step and for the

@@ -176,6 +176,14 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(match_labels(a, b, consecutive=False) == a))
 
 
+# Restarts of each two-Gaussian fit in split_clusters. Measured (2026-12-02) on a cluster of 94 capped
+# and 99 plain 20S proteasomes, radial descriptors, 24 dimensions, tied covariance: with 3 restarts 4
+# of 8 seeds reached the clean split (log-likelihood -1972, BIC gain +173) and the others a worse
+# optimum (-2093 to -2097, gain -74), so the stability check (a second fit from another seed) refused
+# the split at random; with 10 restarts all 8 seeds reached -1972.
+SPLIT_N_INIT = 10
+
+
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
                    max_clusters: int | None = None, covariance_type: str = "full") -> tuple[np.ndarray, list[dict]]:
@@ -204,9 +212,9 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
-            two = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed, n_init=3).fit(zl)
+            two = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed, n_init=SPLIT_N_INIT).fit(zl)
             again = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed + 7919,
-                                    n_init=3).fit(zl)
+                                    n_init=SPLIT_N_INIT).fit(zl)
         gain = float(one.bic(zl) - two.bic(zl))
         part = two.predict(zl)
         sizes = np.bincount(part, minlength=2)
