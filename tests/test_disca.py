@@ -16,19 +16,23 @@ from discaflow.io.store import StoreWriter, SubtomogramStore
 from conftest import REPO, STRUCTURES
 
 TINY = {"n_blocks": 4, "first_filters": 8, "filter_step": 8, "feature_dim": 64, "max_iterations": 6,
-        "learning_rate": 1e-3, "epochs_per_iteration": 2, "warmup_iterations": 2, "k_candidates": [2, 3, 4, 5],
+        "learning_rate": 1e-3, "epochs_per_iteration": 1, "warmup_iterations": 2, "k_candidates": [2, 3, 4, 5],
         "pca_components": 4, "precision": "float32"}
-# Bit-identical runs for the resume tests: single-threaded float32 TensorFlow with oneDNN off.
+# The test sets: 16³ boxes at 26 Å/voxel (the smallest box the ribosome fits with its shifts), so
+# that a deterministic (single-threaded, oneDNN off) run of TINY costs a third of the 24³ at 16 Å it
+# used before: measured 2026-12-02, the tiny EM 364 s → ~105 s, both ending at K = 3, homogeneity 1.0
+# (with 2 epochs per iteration the 16³ run ended at K = 4, homogeneity 1.0; hence 1 epoch).
+BOX, VOXEL_A = 16, 26.0
 
 
-
-def _simulate(path, per_class):
+def _simulate(path, per_class, noise_seed=1):
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
-    structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]
-    simulate_subtomograms(structures, path, Imaging(16.0, snr=3.0), per_class=per_class, progress=False)
+    structures = [load_structure(STRUCTURES / f"{n}.mrc", VOXEL_A) for n in ("4v4r", "3j9i", "1bxn")]
+    simulate_subtomograms(structures, path, Imaging(VOXEL_A, snr=3.0), per_class=per_class, box_vox=BOX,
+                          noise_seed=noise_seed, progress=False)
     return path
 
 
@@ -40,15 +44,8 @@ def small_set(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def three_classes(tmp_path_factory):
-    """3 structures × 50 subtomograms of 24³ at SNR 3 (high), 16 Å/voxel."""
-    from discaflow.simulate.imaging import Imaging
-    from discaflow.simulate.structures import load_structure
-    from discaflow.simulate.subtomograms import simulate_subtomograms
-
-    path = tmp_path_factory.mktemp("disca") / "three.h5"
-    structures = [load_structure(STRUCTURES / f"{n}.mrc", 16.0) for n in ("4v4r", "3j9i", "1bxn")]
-    simulate_subtomograms(structures, path, Imaging(16.0, snr=3.0), per_class=50, progress=False)
-    return path
+    """3 structures × 50 subtomograms of 16³ at SNR 3 (high), 26 Å/voxel."""
+    return _simulate(tmp_path_factory.mktemp("disca") / "three.h5", 50)
 
 
 def test_yopo_reference_shape():
@@ -163,7 +160,7 @@ def _cli_args(store, state_dir, max_iterations=3, k_candidates=(2, 3)):
     reruns need)."""
     return [sys.executable, "-m", "discaflow.cli", "disca", str(store), "--state-dir", str(state_dir),
             "--blocks", "4", "--first-filters", "8", "--filter-step", "8", "--feature-dim", "64",
-            "--max-iterations", str(max_iterations), "--learning-rate", "1e-3", "--epochs-per-iteration", "2",
+            "--max-iterations", str(max_iterations), "--learning-rate", "1e-3", "--epochs-per-iteration", "1",
             "--warmup-iterations", "2", "--k-candidates", *map(str, k_candidates), "--pca-components", "4",
             "--precision", "float32", "--deterministic"]
 
@@ -229,9 +226,9 @@ def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tiny_
     with SubtomogramStore(three_classes) as store:
         labels, post, feats = predict_store(bundle, store)
     assert feats.shape == (150, 64) and np.all((post > 0) & (post <= 1))
-    with StoreWriter(tmp_path / "b16.h5", 16, 16.0) as w:
-        w.append(np.random.default_rng(0).standard_normal((4, 16, 16, 16)))
-    with SubtomogramStore(tmp_path / "b16.h5") as other, pytest.raises(InputError, match="16³ subtomograms, the model was trained on 24³"):
+    with StoreWriter(tmp_path / "b24.h5", 24, 16.0) as w:
+        w.append(np.random.default_rng(0).standard_normal((4, 24, 24, 24)))
+    with SubtomogramStore(tmp_path / "b24.h5") as other, pytest.raises(InputError, match="24³ subtomograms, the model was trained on 16³"):
         predict_store(bundle, other)
     (tmp_path / "out" / "bundle" / "features.keras").write_bytes(b"garbage")
     with pytest.raises(InputError, match="corrupt or unreadable model bundle"):
@@ -301,7 +298,7 @@ def test_trainer_recalibrates_batchnorm_from_a_seeded_subset(small_set):
 
     def moving_mean(samples, iteration):
         p = DiscaParams(**{**TINY, "batchnorm_samples": samples})
-        features = M.build_feature_model(24, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
+        features = M.build_feature_model(BOX, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
         with SubtomogramStore(small_set) as store:
             Trainer(store, p, _StopFlag()).recalibrate_batchnorm(features, iteration)
         return np.asarray(features.get_layer("bn1").moving_mean)
@@ -337,7 +334,7 @@ def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_p
 
     M.set_precision("float32")
     p = DiscaParams(**{**TINY, "whitening_subtomograms": 12, "whitening_copies": 3, "augment_wedge_deg": 60})
-    features = M.build_feature_model(24, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
+    features = M.build_feature_model(BOX, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
     with SubtomogramStore(small_set) as store:
         assert Trainer(store, DiscaParams(**TINY), _StopFlag()).copy_whitening(features, 1) is None
         a, b, c = (Trainer(store, p, _StopFlag()).copy_whitening(features, i) for i in (1, 1, 2))

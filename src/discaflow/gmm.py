@@ -182,11 +182,18 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 # optimum (-2093 to -2097, gain -74), so the stability check (a second fit from another seed) refused
 # the split at random; with 10 restarts all 8 seeds reached -1972.
 SPLIT_N_INIT = 10
+# The least BIC gain (BIC of one Gaussian − BIC of two) for which split_clusters splits a cluster:
+# above 10 is "very strong" evidence on Kass & Raftery's (1995) scale. Measured (2026-12-02) on 3
+# classes × 50 (tiny network, 16³): with any positive gain, pure clusters were split at gains of 0.4 to
+# 7.8 (K = 4 instead of 3 for two of three simulation seeds); the splits DISCA needs gained 21 to 490
+# (network and radial descriptors, 5 × 100 runs, bench/README.md).
+SPLIT_MIN_BIC_GAIN = 10.0
 
 
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
-                   max_clusters: int | None = None, covariance_type: str = "full") -> tuple[np.ndarray, list[dict]]:
+                   max_clusters: int | None = None, covariance_type: str = "full",
+                   min_bic_gain: float = SPLIT_MIN_BIC_GAIN) -> tuple[np.ndarray, list[dict]]:
     """Split every cluster that holds two populations (X-means-style test in the cluster's own PCA).
 
     For each cluster: PCA of its members' features (not the global PCA, which is dominated by the
@@ -194,7 +201,7 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     full-covariance Gaussian vs two with ``covariance_type`` covariances ("full", or "tied": one
     shared covariance, the same variability about two means, only ``dims`` + 1 parameters more than
     one Gaussian, so it can afford more dimensions). The cluster is split when two have the lower
-    BIC, both parts hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
+    BIC by more than ``min_bic_gain``, both parts hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
     a second fit from another seed agrees on at least ``min_stability`` of the members. New clusters
     get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). Returns (labels,
     one record per tested cluster).
@@ -219,7 +226,7 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         part = two.predict(zl)
         sizes = np.bincount(part, minlength=2)
         stability = agreement(part, again.predict(zl))
-        ok = gain > 0 and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
+        ok = gain > min_bic_gain and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
         records.append({"cluster": c, "size": int(len(sel)), "bic_gain": gain, "parts": sizes.tolist(),
                         "stability": stability, "split": bool(ok), "_members": sel[part == 1]})
     room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
