@@ -83,6 +83,14 @@ def test_split_test_splits_two_populations_and_leaves_one_alone():
     truth = np.repeat([0, 1], 150)
     assert max(np.mean((part == 2) == truth), np.mean((part == 2) != truth)) > 0.97
     assert (new[:300] == 0).all()
+    # a split needs more than min_bic_gain (default 10, "very strong" evidence): two populations of 100
+    # 4 s.d. apart in 4 dimensions gain only +2.9, split when any positive gain is enough
+    near = np.random.default_rng(0).standard_normal((200, 4))
+    near[100:, 0] += 4.0
+    _, (r,) = split_clusters(near, np.zeros(200, int), dims=4, seed=0, min_bic_gain=0.0)
+    assert 0 < r["bic_gain"] <= 10 and r["split"], r
+    _, (r,) = split_clusters(near, np.zeros(200, int), dims=4, seed=0)
+    assert not r["split"], r
 
 
 def test_mixture_from_labels_reproduces_separated_labels():
