@@ -371,13 +371,15 @@ def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
 def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     """k_strategy "radial": the warm-up iteration's labels are radial.cluster_radial's clustering of
     the radial descriptors (no BIC on the network's features); radial_split: after the warm-up each
-    cluster is tested on the radial descriptors (records marked "radial" in the iteration's state);
+    cluster is tested on the radial descriptors (records marked "radial" in the iteration's state), and
+    with radial_merge pairs of clusters too (records under "merges");
     the run completes and its bundle exports. (The criteria themselves: tests/test_gmm.py.)"""
     from discaflow.em import export_result
     from discaflow.radial import cluster_radial, store_radial_features
 
     em = _run({**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
-               "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4}, small_set, tmp_path / "s")
+               "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4, "radial_merge": True},
+             small_set, tmp_path / "s")
     with SubtomogramStore(small_set) as s:
         expected = cluster_radial(store_radial_features(s), TINY["k_candidates"])
     warm = em.history_[0]
@@ -386,6 +388,8 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     assert not em.history_[1]["in_warmup"] and em.history_[1]["bic"]  # BIC on the network's features after it
     radial = [[r for r in h["splits"] if r.get("features") == "radial"] for h in em.history_]
     assert radial[0] == [] and all(radial[1:]), radial  # none in the warm-up, every cluster tested after
-    assert all(r["cluster"] < h["k"] for rs, h in zip(radial, em.history_) for r in rs)
+    assert all(r["cluster"] < h["k"] + len(h["merges"]) for rs, h in zip(radial, em.history_) for r in rs)
+    # radial_merge: merge records (pairs the radial test cannot split) after the warm-up, none in it
+    assert em.history_[0]["merges"] == [] and all(len(r["clusters"]) == 2 for h in em.history_ for r in h["merges"])
     summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
     assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()

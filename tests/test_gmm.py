@@ -93,6 +93,23 @@ def test_split_test_splits_two_populations_and_leaves_one_alone():
     assert not r["split"], r
 
 
+def test_merge_clusters_joins_what_the_split_test_cannot_tell_apart():
+    """Two clusters cut out of one Gaussian population (as an orientation split cuts one class) are
+    merged; a third, distinct population stays apart; labels come back consecutive."""
+    from discaflow.gmm import merge_clusters
+
+    rng = np.random.default_rng(3)
+    one = rng.standard_normal((200, 6))
+    other = rng.standard_normal((100, 6)) + np.r_[8.0, np.zeros(5)]
+    feats = np.vstack([one, other])
+    labels = np.r_[np.where(one[:, 1] > 0.3, 0, 2), np.full(100, 1)]  # population one cut in two
+    merged, records = merge_clusters(feats, labels, dims=6, covariance_type="tied")
+    assert [sorted(r["clusters"]) for r in records] == [[0, 2]]
+    assert merged.max() == 1 and len(set(merged[:200])) == 1 and set(merged[200:]) == {1}
+    again, none = merge_clusters(feats, np.r_[np.zeros(200, int), np.ones(100, int)], dims=6, covariance_type="tied")
+    assert none == [] and again.max() == 1
+
+
 def test_mixture_from_labels_reproduces_separated_labels():
     from discaflow.gmm import mixture_from_labels
 

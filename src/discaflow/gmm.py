@@ -242,6 +242,44 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     return labels, records
 
 
+def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
+                   covariance_type: str = "full", min_bic_gain: float = SPLIT_MIN_BIC_GAIN) -> tuple[np.ndarray, list[dict]]:
+    """Merge clusters that the split test cannot tell apart: the converse of :func:`split_clusters`.
+
+    For every pair of clusters, their union is given to ``split_clusters`` (same ``dims``,
+    ``covariance_type`` and ``min_bic_gain``); a pair it declines to split is one population. The
+    declined pair with the lowest BIC gain is merged first, then the pairs of the merged cluster are
+    tested again, until every pair is split. Meant for rotation-invariant descriptors: clusters that
+    differ only in how the particles sit (orientation) are one population there. Returns (labels
+    0..K'-1, one record per merge).
+    """
+    labels = relabel_consecutive(np.asarray(labels))
+    gains: dict[tuple[int, int], float] = {}
+
+    def test(a, b):
+        sel = (labels == a) | (labels == b)
+        _, recs = split_clusters(features[sel], np.zeros(int(sel.sum()), int), dims=dims, seed=seed, reg_covar=reg_covar,
+                                 covariance_type=covariance_type, min_bic_gain=min_bic_gain)
+        # too few members to test (no record): left apart
+        return None if not recs or recs[0]["split"] else recs[0]["bic_gain"]
+
+    for a in range(int(labels.max()) + 1):
+        for b in range(a + 1, int(labels.max()) + 1):
+            gains[(a, b)] = test(a, b)
+    records = []
+    while True:
+        declined = {pair: g for pair, g in gains.items() if g is not None}
+        if not declined:
+            break
+        (a, b), g = min(declined.items(), key=lambda kv: kv[1])
+        records.append({"clusters": [a, b], "sizes": [int((labels == a).sum()), int((labels == b).sum())], "bic_gain": g})
+        labels[labels == b] = a
+        gains = {pair: v for pair, v in gains.items() if b not in pair}
+        for c in {x for pair in gains for x in pair} - {a}:
+            gains[(min(a, c), max(a, c))] = test(a, c)
+    return relabel_consecutive(labels), records
+
+
 def mixture_from_labels(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e-5, seed: int = 0) -> GaussianMixture:
     """A Gaussian mixture with one component per label (its members' weight, mean and covariance),
     refined by one EM step, so that it reproduces the labels as posteriors (labels 0..K-1)."""
