@@ -117,7 +117,9 @@ class DiscaParams:
     # splits the network's features make. Measured offline on the saved labels of a reference-network
     # run (5 × 200, Table 1 set, k_strategy radial, 2026-12-02): K = 7 → 5, homogeneity 0.993 → 0.992,
     # completeness 0.848 → 0.992; no merge on four iterations of two other runs whose clusters were
-    # distinct classes. Off by default: not yet run inside the loop.
+    # distinct classes. In the loop (the same run's E-step with it, bench/disca.py --preset
+    # radial-reference): K = 5, homogeneity 0.992, accuracy 0.998. Off by default, as k_strategy
+    # "radial": the 3-, 5- and 8-class K check has not been run with them.
     radial_merge: bool = False
     # BatchNorm moving statistics recomputed from this many subtomograms after every M-step and for the
     # initial network, so that the E-step's features (inference mode) are those of the current weights
