@@ -32,7 +32,8 @@ def job_counts(snakemake_output: str) -> dict:
 # The longest modules first: `make test` runs the suite on two xdist workers, one module per worker
 # at a time (--dist loadfile keeps a module's shared fixtures in one process), and starting the long
 # ones first keeps one worker from idling while the other finishes a long module at the end.
-LONGEST_FIRST = ("test_disca.py", "test_slurm.py", "test_workflow.py", "test_reruns.py", "test_bench.py")
+LONGEST_FIRST = ("test_reruns.py", "test_slurm.py", "test_workflow.py", "test_disca.py", "test_postprocess.py",
+                 "test_bench.py")  # by the 2026-12-02 clean-clone durations
 
 
 def pytest_collection_modifyitems(items):
