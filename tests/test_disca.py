@@ -19,20 +19,21 @@ TINY = {"n_blocks": 4, "first_filters": 8, "filter_step": 8, "feature_dim": 64, 
         "learning_rate": 1e-3, "epochs_per_iteration": 1, "warmup_iterations": 2, "k_candidates": [2, 3, 4, 5],
         "pca_components": 4, "precision": "float32"}
 # The test sets: 16³ boxes at 26 Å/voxel (the smallest box the ribosome fits with its shifts), so
-# that a deterministic (single-threaded, oneDNN off) run of TINY costs a third of the 24³ at 16 Å it
-# used before: measured 2026-12-02, the tiny EM 364 s → ~105 s, both ending at K = 3, homogeneity 1.0
-# (with 2 epochs per iteration the 16³ run ended at K = 4, homogeneity 1.0; hence 1 epoch).
+# that a deterministic (single-threaded, oneDNN off) run of TINY costs far less than the 24³ at 16 Å it
+# used before: measured 2026-12-02 in clean-clone CI runs, the tiny EM fixture 364 s → 56 s, both ending
+# at K = 3, homogeneity 1.0 (with 2 epochs per iteration the 16³ run ended at K = 4, homogeneity 1.0;
+# hence 1 epoch).
 BOX, VOXEL_A = 16, 26.0
 
 
-def _simulate(path, per_class, noise_seed=1):
+def _simulate(path, per_class):
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
     structures = [load_structure(STRUCTURES / f"{n}.mrc", VOXEL_A) for n in ("4v4r", "3j9i", "1bxn")]
     simulate_subtomograms(structures, path, Imaging(VOXEL_A, snr=3.0), per_class=per_class, box_vox=BOX,
-                          noise_seed=noise_seed, progress=False)
+                          progress=False)
     return path
 
 

@@ -607,13 +607,13 @@ class DiscaEM:
             splits += [{**r, "features": "radial"} for r in radial_splits]
             if any(r["split"] for r in radial_splits):
                 raw = split
-                mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)
         if p.radial_merge and testing:
             merged, merges = merge_clusters(trainer.radial_features(), relabel_consecutive(raw), dims=p.radial_split_dims,
                                             seed=p.seed + i, reg_covar=p.reg_covar, covariance_type="tied")
             if merges:
                 raw = merged
-                mixture = mixture_from_labels(z, merged, p.reg_covar, p.seed + i)
+        if any(r["split"] for r in splits) or merges:  # the radial tests changed the labels
+            mixture = mixture_from_labels(z, raw, p.reg_covar, p.seed + i)
         if p.split_test and testing:
             split, network_splits = split_clusters(split_features, relabel_consecutive(raw), dims=max(2, p.pca_components // 2),
                                                    seed=p.seed + i, reg_covar=p.reg_covar, max_clusters=max(cands))
