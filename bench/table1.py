@@ -5,8 +5,11 @@ our code, and a classical comparator — with seconds per EM iteration and to co
 sample-size curve (the paper's Fig. 3C) at SNR 0.01. Writes bench/results/table1_<preset>.json.
 
 Methods:
-  discaflow   our defaults: K by over-partition warm-up then BIC over 2–20 with the split test,
-              precision "auto" (bfloat16 on a CPU), rotated copies made on the fly by worker threads
+  discaflow   our defaults (since 2026-12-02): warm-up on the radial descriptors' clustering, then
+              BIC over 2–20 with the radial split and merge tests, learning rate 1e-3 (the preset's),
+              BatchNorm recalibration, precision "auto" (bfloat16 on a CPU that has it),
+              rotated copies made on the fly by worker threads. Results written before 2026-12-02 (table1_cpu.json)
+              had the old defaults: over-partition warm-up, the network's split test, no recalibration
   reference   the published design run by our code: K ∈ {5, 10, 20} by BIC, float32, every rotated
               copy computed up front and held in memory (`materialise_augmentation`), BatchNorm
               statistics left to their moving averages (`batchnorm_samples` 0); the network
@@ -62,7 +65,7 @@ PRESETS = {
                          "max_iterations": 2, "warmup_iterations": 1, "k_candidates": [2, 3, 4, 5, 6]}},
 }
 REFERENCE_DESIGN = {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True,
-                    "batchnorm_samples": 0}
+                    "batchnorm_samples": 0, "split_test": False, "radial_split": False, "radial_merge": False}
 # The paper's Table 1 (DISCA): homogeneity and accuracy (%) per SNR; template matching's homogeneity.
 PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.8712, 0.001: 0.8719},
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},
@@ -167,6 +170,8 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="leave out the reference-design comparator")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=None,
                     help="run only these methods (the result file is then named table1_<preset>_<methods>.json)")
+    ap.add_argument("--snrs", type=float, nargs="+", default=None, help="only these SNRs of the preset's grid")
+    ap.add_argument("--tilts", type=int, nargs="+", default=None, help="only these ± tilt ranges (degrees) of the preset's grid")
     ap.add_argument("--markdown", action="store_true", help="print the preset's last result file as a Markdown table")
     args = ap.parse_args()
     if args.markdown:
@@ -182,8 +187,8 @@ def main() -> None:
     t0 = time.perf_counter()
 
     grid = []
-    for tilt in preset["tilts"]:
-        for snr in preset["snrs"]:
+    for tilt in args.tilts or preset["tilts"]:
+        for snr in args.snrs or preset["snrs"]:
             print(f"cell SNR {snr}, ±{tilt}°, {preset['per_class']} per class ...", flush=True)
             grid.append({"snr": snr, "tilt_deg": tilt, "per_class": preset["per_class"],
                          **cell(work, f"snr{snr}_tilt{tilt}", names, snr, tilt, preset["per_class"], params, methods)})
@@ -229,7 +234,8 @@ def main() -> None:
             print(f"  {row['per_class']:>4} per class: " + "; ".join(
                 f"{m} K = {row[m]['k']}, homogeneity {row[m]['homogeneity']:.3f}, accuracy {100 * row[m]['accuracy']:.1f} %"
                 for m in methods if m != "reference"))
-    write_result(f"table1_{args.preset}" + ("_" + "_".join(args.methods) if args.methods else ""), {
+    cells = "".join(f"_snr{x:g}" for x in args.snrs or []) + "".join(f"_tilt{t}" for t in args.tilts or [])
+    write_result(f"table1_{args.preset}" + ("_" + "_".join(args.methods) if args.methods else "") + cells, {
         "preset": args.preset, "structures": list(names), "voxel_size_A": 16.0, "box_vox": 24, "params": params,
         "reference_design": REFERENCE_DESIGN, "grid": grid, "k_right": k_right, "speed": speed, "sample_size": samples,
         "paper": {str(k): v for k, v in PAPER.items()}, "paper_template_matching_homogeneity": PAPER_TEMPLATE_MATCHING,

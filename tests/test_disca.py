@@ -151,7 +151,10 @@ def test_tiny_em_reaches_high_homogeneity(three_classes, tiny_em):
     assert homogeneity_score(truth, em.labels_) >= 0.9
     hist = em.history_
     assert [h["iteration"] for h in hist] == list(range(len(hist)))
-    assert hist[0]["k"] == 5  # warm-up on the over-partition
+    # the default k_strategy "radial": warm-up labels from the radial descriptors' clustering, not a BIC
+    # choice on the network's features; BIC chooses from the first iteration after the warm-up on
+    assert [h["in_warmup"] for h in hist[:2]] == [True, True] and hist[0]["k_bic"] is None
+    assert all(h["k_bic"] is not None for h in hist[2:])
     assert em.best_iteration_ == min(hist, key=lambda h: h["ddbi"])["iteration"]
 
 
@@ -241,11 +244,30 @@ def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tiny_
 def test_candidates_clipped_for_small_sets(caplog):
     from discaflow.em import DiscaParams, candidates_for
 
-    p = DiscaParams(pca_components=16)
+    p = DiscaParams(pca_components=16, k_strategy="overpartition")
     assert candidates_for(p, 5, 60) == [2, 3]
     assert "clipped" in caplog.text
     assert candidates_for(p, 0, 60) == [3]  # warm-up: the largest allowed over-partition
+    # radial (default): the warm-up's classical clustering chooses among all allowed candidates
+    assert candidates_for(DiscaParams(pca_components=16), 0, 60) == [2, 3]
     assert candidates_for(DiscaParams(k_strategy="reference"), 0, 10_000) == [5, 10, 20]
+
+
+def test_defaults_agree_between_code_schema_and_reference_design():
+    """The workflow schema's disca defaults are DiscaParams' (config key ``blocks`` is ``n_blocks``), and
+    REFERENCE_DESIGN names only parameters whose default differs from the published design's value."""
+    import yaml
+    from dataclasses import fields
+
+    from discaflow.em import REFERENCE_DESIGN, DiscaParams, params_from_settings
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema_defaults = {k: v["default"] for k, v in schema["$defs"]["disca"]["properties"].items() if "default" in v}
+    code = {f.name: getattr(DiscaParams(), f.name) for f in fields(DiscaParams)}
+    from_schema = params_from_settings(schema_defaults)
+    assert from_schema and {k: code[k] for k in from_schema} == from_schema
+    assert all(code[k] != v for k, v in REFERENCE_DESIGN.items())
+    assert DiscaParams(**REFERENCE_DESIGN).k_strategy == "reference"
 
 
 @pytest.mark.parametrize("case", ["empty", "nan"])
@@ -342,7 +364,10 @@ def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_p
     assert a.shape == (p.feature_dim, p.feature_dim)
     np.testing.assert_allclose(a, b)
     assert np.abs(a - c).max() > 1e-6 * np.abs(a).max()
-    em = _run({**TINY, "max_iterations": 2, "whitening_subtomograms": 12, "whitening_copies": 3}, small_set, tmp_path / "s")
+    # over-partition: every label is then the mixture's own prediction, so the bundle must reproduce all
+    # of them (the radial warm-up's labels come from another clustering; see the radial test)
+    em = _run({**TINY, "k_strategy": "overpartition", "max_iterations": 2, "whitening_subtomograms": 12,
+               "whitening_copies": 3}, small_set, tmp_path / "s")
     assert all(h["seconds"]["whitening"] > 0 for h in em.history_)
     assert export_result(tmp_path / "s", small_set, tmp_path / "out")["bundle_agreement"] == 1.0
 
