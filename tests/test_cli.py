@@ -94,3 +94,19 @@ def test_pick_cli_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.mrc" in err[0]
     assert not (tmp_path / "p.star").exists()
+
+
+def test_disca_options_left_out_keep_the_engine_defaults():
+    """`discaflow disca` passes only the DISCA options given; the others are DiscaParams' defaults
+    (so the command line cannot drift from the engine), and the boolean tests can be turned off."""
+    from discaflow.cli import _disca_params, build_parser
+    from discaflow.em import DiscaParams
+
+    given = _disca_params(build_parser().parse_args(["disca", "s.h5", "--state-dir", "d"]))
+    assert not {"k_strategy", "learning_rate", "radial_split", "radial_merge", "split_test", "batchnorm_samples"} & set(given)
+    p = DiscaParams(**given)
+    assert (p.k_strategy, p.radial_split, p.radial_merge) == ("radial", True, True)
+    off = _disca_params(build_parser().parse_args(["disca", "s.h5", "--state-dir", "d", "--no-radial-merge",
+                                                   "--split-test", "--k-strategy", "reference", "--batchnorm-samples", "0"]))
+    assert off["radial_merge"] is False and off["split_test"] is True and off["k_strategy"] == "reference"
+    assert off["batchnorm_samples"] == 0
