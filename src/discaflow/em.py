@@ -50,9 +50,9 @@ since ``radial`` became the default: there it cut the capped 20S in two by orien
 homogeneity 0.968), which the radial split test does not do.
 
 The defaults deviate from the reference implementation in these (all measured, bench/README.md):
-``k_strategy`` radial (reference: ``reference``), ``learning_rate`` 1e-3 (1e-5: too slow for the
-network to learn the warm-up labels — at 1e-4 its BIC still chose K = 3 on a 5-class set after the
-warm-up), ``batchnorm_samples`` 1024 (0), ``radial_split`` and ``radial_merge`` on. ``REFERENCE_DESIGN``
+``k_strategy`` radial (reference: ``reference``), ``learning_rate`` 1e-3 (reference 1e-5; already at
+1e-4 the network had not learnt the warm-up labels: its BIC chose K = 3 on a 5-class set after the
+warm-up; 1e-5 was not run with the radial start), ``batchnorm_samples`` 1024 (0), ``radial_split`` and ``radial_merge`` on. ``REFERENCE_DESIGN``
 holds the reference's values of these.
 """
 
