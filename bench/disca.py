@@ -11,11 +11,11 @@ Presets:
   radial     the quick set and network with k_strategy "radial", learning rate 1e-3, BatchNorm
              recalibration, the radial split test instead of the network's, no merge test, 8 iterations,
              precision auto; with --set radial_merge=true exactly the defaults since 2026-12-02
+  radial-reference  the radial preset's start with the reference YOPO on 5 × 200, the radial merge
+             test on, 1 warm-up iteration + 1 E-step
 
 --previous-defaults runs any preset with PREVIOUS_DEFAULTS under the preset's own parameters: the rows
 of bench/README.md dated before the defaults changed (2026-12-02, the K check) ran that way.
-  radial-reference  the radial preset's start with the reference YOPO on 5 × 200, the radial merge
-             test on, 1 warm-up iteration + 1 E-step
 """
 
 from __future__ import annotations

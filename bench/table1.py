@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, structure_path, write_result  # noqa: E402
+from discaflow.em import REFERENCE_DESIGN as EM_REFERENCE_DESIGN  # noqa: E402
 
 # Five structures of clearly different size and shape (as the paper chose its five, 0.3–2.3 MDa):
 # 70S ribosome (globular, the largest), 26S proteasome (elongated), 6utj (elongated, mid-size),
@@ -64,8 +65,10 @@ PRESETS = {
               "params": {"n_blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,
                          "max_iterations": 2, "warmup_iterations": 1, "k_candidates": [2, 3, 4, 5, 6]}},
 }
-REFERENCE_DESIGN = {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True,
-                    "batchnorm_samples": 0, "split_test": False, "radial_split": False, "radial_merge": False}
+# em.REFERENCE_DESIGN but for its learning rate (the preset's is used by both methods), plus the
+# reference's precision and data flow
+REFERENCE_DESIGN = {**{k: v for k, v in EM_REFERENCE_DESIGN.items() if k != "learning_rate"},
+                    "precision": "float32", "materialise_augmentation": True}
 # The paper's Table 1 (DISCA): homogeneity and accuracy (%) per SNR; template matching's homogeneity.
 PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.8712, 0.001: 0.8719},
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},
