@@ -1,5 +1,6 @@
 """A classical comparator for the DISCA benchmarks: rotation-invariant features of each subtomogram
-(the log radial power spectrum and the radial density profile about the box centre), standardised,
+(the log radial power spectrum, the radial density profile about the box centre and the principal
+second moments of the particle's core: radial.radial_features), standardised,
 PCA, then the same Gaussian-mixture/BIC choice of K as DISCA's E-step (`discaflow.gmm.fit_mixtures`);
 with --split, each cluster then split recursively in its own descriptor space
 (`discaflow.radial.cluster_radial`, what DISCA's k_strategy "radial" starts from). No network, no

@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--structures", nargs="+", default=list(NAMES),
                     help="structure names: maps in resources/structures/ or ../shared/data/polnet/maps_10A/ "
                          "(the K-estimation check uses 3, 5 and 8 of them, never telling DISCA how many)")
+    ap.add_argument("--tag", default=None, help="suffix of the result file's name (to keep an earlier result of the same settings)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override DISCA parameters of the preset, e.g. --set warmup_iterations=6 pca_components=4")
     args = ap.parse_args()
@@ -127,12 +128,16 @@ def main() -> None:
         name += "_previous_defaults"
     if args.k_strategy:
         name += f"_{args.k_strategy}"
+    if args.snr != 0.1:
+        name += f"_snr{args.snr:g}"
     if overrides:
         name += "_" + "_".join(f"{k}{v}" for k, v in overrides.items())
     if len(args.structures) != len(NAMES):
         name += f"_{len(args.structures)}classes"
     elif list(args.structures) != list(NAMES):
         name += "_" + "-".join(args.structures)
+    if args.tag:
+        name += f"_{args.tag}"
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
                         "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": em.params.k_strategy,
                         "result": final, "classical_baseline": classical, "classical_split_baseline": classical_split, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})

@@ -93,6 +93,36 @@ def test_split_test_splits_two_populations_and_leaves_one_alone():
     assert not r["split"], r
 
 
+def test_split_test_cuts_several_parts_at_once_and_no_more_than_allowed():
+    """With max_parts > 2 a cluster of four populations is cut into four in one test (the number of
+    parts with the lowest BIC), a single Gaussian is still left alone, and a split that would exceed
+    max_clusters is declined."""
+    from sklearn.metrics import homogeneity_score
+
+    from discaflow.gmm import split_clusters
+
+    rng = np.random.default_rng(1)
+    d = 12
+    corners = np.zeros((4, d))
+    corners[1, 0] = corners[2, 1] = 7.0
+    corners[3, :2] = 7.0
+    truth = np.repeat(np.arange(4), 120)
+    four = rng.standard_normal((480, d)) + corners[truth]
+    one = rng.standard_normal((480, d))
+    feats = np.vstack([one, four])
+    labels = np.repeat([0, 1], 480)
+    new, rec = split_clusters(feats, labels, dims=6, seed=0, covariance_type="tied", max_parts=4)
+    assert [r["split"] for r in rec] == [False, True] and rec[1]["parts"] and len(rec[1]["parts"]) == 4, rec
+    assert (new[:480] == 0).all() and new.max() == 4
+    assert homogeneity_score(truth, new[480:]) > 0.95
+    # two parts at a time: the same cluster is cut in two
+    two, rec2 = split_clusters(feats, labels, dims=6, seed=0, covariance_type="tied")
+    assert rec2[1]["split"] and len(rec2[1]["parts"]) == 2 and two.max() == 2
+    # room for only one new cluster: the four-way split is declined
+    _, rec3 = split_clusters(feats, labels, dims=6, seed=0, covariance_type="tied", max_parts=4, max_clusters=3)
+    assert not rec3[1]["split"], rec3
+
+
 def test_merge_clusters_joins_what_the_split_test_cannot_tell_apart():
     """Two clusters cut out of one Gaussian population (as an orientation split cuts one class) are
     merged; a third, distinct population stays apart; labels come back consecutive."""
@@ -176,7 +206,7 @@ def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
     simulate_subtomograms(structures, tmp_path / "s.h5", Imaging(16.0, snr=0.1), per_class=80, seed=1, progress=False)
     with SubtomogramStore(tmp_path / "s.h5") as s:
         f, truth = store_radial_features(s), s.column("label")
-    assert f.shape == (160, 24) and np.allclose(f.mean(0), 0, atol=1e-9)
+    assert f.shape == (160, 27) and np.allclose(f.mean(0), 0, atol=1e-9)
     labels, records = split_clusters(f, np.zeros(160, int), dims=16, covariance_type="tied")
     assert records[0]["split"] and homogeneity_score(truth, labels) >= 0.9, records
     alone = truth == 0

@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from discaflow.errors import InputError
-from discaflow.gmm import (agreement, copy_whitening, ddbi, fit_mixtures, fit_pca, fit_whitened_pca, match_labels,
+from discaflow.gmm import (SPLIT_MAX_PARTS, agreement, copy_whitening, ddbi, fit_mixtures, fit_pca, fit_whitened_pca, match_labels,
                            mixture_from_labels,
                            relabel_consecutive, split_clusters, merge_clusters)
 from discaflow.io.store import SubtomogramStore
@@ -114,7 +114,7 @@ class DiscaParams:
     min_cluster_size: int = 0  # for over-partitioning: at least this many subtomograms per cluster
     split_test: bool = False  # after the warm-up: split clusters that hold two populations in the network's features (gmm.split_clusters)
     # After the warm-up, a second split test on rotation-invariant radial features of the subtomograms
-    # (radial.radial_features: radial density profile and log power spectrum, standardised) in each
+    # (radial.radial_features: radial density profile, log power spectrum and principal moments, standardised) in each
     # cluster's own PCA to radial_split_dims dimensions, one full vs two tied Gaussians. A split it
     # makes becomes the iteration's labels, so the M-step trains the network on it. Why: particles that
     # differ mainly in size (the 20S proteasome and the capped 20S, 6utj) share clusters in every
@@ -125,7 +125,7 @@ class DiscaParams:
     # pair again after the network's BIC merges it (bench/disca.py --preset radial; README). On by
     # default with k_strategy "radial".
     radial_split: bool = True
-    radial_split_dims: int = 24  # the whole descriptor of a 24³ box (pair homogeneity 1.000 at 20–24, 0.919 at 16)
+    radial_split_dims: int = 24  # of the 27 descriptors of a 24³ box (20S pair homogeneity 1.000 at 20–24, 0.919 at 16, measured before the 3 moments were added)
     # After the radial split test: merge clusters whose union the same test declines to split
     # (gmm.merge_clusters on the radial descriptors). Those descriptors are rotation-invariant, so clusters
     # that differ only in how the particles sit are one population there: this undoes the orientation
@@ -301,7 +301,8 @@ class Trainer:
             from discaflow.radial import cluster_radial
 
             p = self.params
-            self._radial_labels = cluster_radial(self.radial_features(), candidates, seed=p.seed, reg_covar=p.reg_covar)
+            self._radial_labels = cluster_radial(self.radial_features(), candidates, split_dims=p.radial_split_dims,
+                                                 seed=p.seed, reg_covar=p.reg_covar)
             log.info("radial warm-up labels: K=%d, sizes %s", self._radial_labels.max() + 1,
                      np.bincount(self._radial_labels).tolist())
         return self._radial_labels
@@ -624,7 +625,7 @@ class DiscaEM:
             # clusters gives the posteriors and the bundle.
             split, radial_splits = split_clusters(trainer.radial_features(), relabel_consecutive(raw),
                                                   dims=p.radial_split_dims, seed=p.seed + i, reg_covar=p.reg_covar,
-                                                  max_clusters=max(cands), covariance_type="tied")
+                                                  max_clusters=max(cands), covariance_type="tied", max_parts=SPLIT_MAX_PARTS)
             splits += [{**r, "features": "radial"} for r in radial_splits]
             if any(r["split"] for r in radial_splits):
                 raw = split

@@ -188,13 +188,23 @@ SPLIT_N_INIT = 10
 # 7.8 (K = 4 instead of 3 for two of three simulation seeds); the splits DISCA needs gained 21 to 490
 # (network and radial descriptors, 5 × 100 runs, bench/README.md).
 SPLIT_MIN_BIC_GAIN = 10.0
+# The most parts split_clusters cuts a cluster into at once in DISCA's radial split test and
+# radial.cluster_radial. Measured (throw-away scripts, 2026-12-02; the K check's 8 classes × 100, SNR 0.1,
+# radial descriptors with principal moments, 24 dimensions): the four small complexes (RuBisCO, p97,
+# ClpB, Cand1–Cul1) form one cluster of 400 after the global mixture; two parts at a time split off
+# one 101 and then declined to split the other 299 (cluster_radial K = 6, homogeneity 0.799), while tied
+# mixtures of 2–6 Gaussians on the 400 have their lowest BIC at 4 parts (homogeneity 0.85 of the 400)
+# and cluster_radial with up to four parts reached K = 8, 0.949; on the 5- and 3-class sets K = 5 and 3
+# either way.
+SPLIT_MAX_PARTS = 4
 
 
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
                    max_clusters: int | None = None, covariance_type: str = "full",
-                   min_bic_gain: float = SPLIT_MIN_BIC_GAIN) -> tuple[np.ndarray, list[dict]]:
-    """Split every cluster that holds two populations (X-means-style test in the cluster's own PCA).
+                   min_bic_gain: float = SPLIT_MIN_BIC_GAIN, max_parts: int = 2) -> tuple[np.ndarray, list[dict]]:
+    """Split every cluster that holds two (or up to ``max_parts``) populations (X-means-style test in
+    the cluster's own PCA).
 
     For each cluster: PCA of its members' features (not the global PCA, which is dominated by the
     differences *between* clusters and can hide a split inside one) to ``dims`` dimensions, then one
@@ -202,7 +212,11 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     shared covariance, the same variability about two means, only ``dims`` + 1 parameters more than
     one Gaussian, so it can afford more dimensions). The cluster is split when two have the lower
     BIC by more than ``min_bic_gain``, both parts hold at least ``min_fraction`` of it (and more than ``dims`` members), and the split is stable:
-    a second fit from another seed agrees on at least ``min_stability`` of the members. New clusters
+    a second fit from another seed agrees on at least ``min_stability`` of the members. With
+    ``max_parts`` > 2 every number of parts from 2 to ``max_parts`` is fitted and the one with the
+    lowest BIC is tested the same way (every part at least ``min_fraction`` and more than ``dims``
+    members). Why: a cluster of four similar populations may have no two-way split that beats one
+    Gaussian (which two go together is arbitrary) while its four-way split does (SPLIT_MAX_PARTS). New clusters
     get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). Returns (labels,
     one record per tested cluster).
     """
@@ -219,26 +233,30 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
-            two = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed, n_init=SPLIT_N_INIT).fit(zl)
-            again = GaussianMixture(2, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed + 7919,
-                                    n_init=SPLIT_N_INIT).fit(zl)
-        gain = float(one.bic(zl) - two.bic(zl))
-        part = two.predict(zl)
-        sizes = np.bincount(part, minlength=2)
+            fits = [GaussianMixture(k, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed,
+                                    n_init=SPLIT_N_INIT).fit(zl) for k in range(2, max(2, max_parts) + 1)]
+            best = min(fits, key=lambda g: g.bic(zl))
+            again = GaussianMixture(best.n_components, covariance_type=covariance_type, reg_covar=reg_covar,
+                                    random_state=seed + 7919, n_init=SPLIT_N_INIT).fit(zl)
+        gain = float(one.bic(zl) - best.bic(zl))
+        part = relabel_consecutive(best.predict(zl))
+        sizes = np.bincount(part, minlength=best.n_components)
         stability = agreement(part, again.predict(zl))
         ok = gain > min_bic_gain and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
         records.append({"cluster": c, "size": int(len(sel)), "bic_gain": gain, "parts": sizes.tolist(),
-                        "stability": stability, "split": bool(ok), "_members": sel[part == 1]})
+                        "stability": stability, "split": bool(ok), "_part": part, "_members": sel})
     room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
     for r in sorted([r for r in records if r["split"]], key=lambda r: -r["bic_gain"]):
-        if room <= 0:
+        new_parts = len(r["parts"]) - 1  # part 0 keeps the cluster's number
+        if room < new_parts:
             r["split"] = False
             continue
-        labels[r["_members"]] = nxt
-        nxt += 1
-        room -= 1
+        for j in range(1, new_parts + 1):
+            labels[r["_members"][r["_part"] == j]] = nxt
+            nxt += 1
+        room -= new_parts
     for r in records:
-        del r["_members"]
+        del r["_members"], r["_part"]
     return labels, records
 
 
