@@ -138,6 +138,14 @@ def test_merge_clusters_joins_what_the_split_test_cannot_tell_apart():
     assert merged.max() == 1 and len(set(merged[:200])) == 1 and set(merged[200:]) == {1}
     again, none = merge_clusters(feats, np.r_[np.zeros(200, int), np.ones(100, int)], dims=6, covariance_type="tied")
     assert none == [] and again.max() == 1
+    # the same two halves cut out of one parent cluster by a split are siblings: kept apart, and so is a
+    # cluster merged with one of them against the other
+    parents = np.r_[np.zeros(200, int), np.ones(100, int)]
+    kept, none = merge_clusters(feats, labels, dims=6, covariance_type="tied", parents=parents)
+    assert none == [] and np.array_equal(kept, np.r_[np.where(one[:, 1] > 0.3, 0, 2), np.full(100, 1)])
+    # halves of different parents are merged as before
+    _, records = merge_clusters(feats, labels, dims=6, covariance_type="tied", parents=labels)
+    assert [sorted(r["clusters"]) for r in records] == [[0, 2]]
 
 
 def test_mixture_from_labels_reproduces_separated_labels():

@@ -617,6 +617,7 @@ class DiscaEM:
             raw = mixture.predict(z)
         splits, merges = [], []
         testing = p.k_strategy != "reference" and not in_warmup
+        parents = relabel_consecutive(raw)  # the clusters before the radial split (its parts are not merged again)
         if p.radial_split and testing:
             # first, so that the network's split test below cannot cut a cluster the radial descriptors
             # would split cleanly (measured: split test first, the 20S pair cut 78 + 22 / 95 + 5 and
@@ -631,7 +632,7 @@ class DiscaEM:
                 raw = split
         if p.radial_merge and testing:
             merged, merges = merge_clusters(trainer.radial_features(), relabel_consecutive(raw), dims=p.radial_split_dims,
-                                            seed=p.seed + i, reg_covar=p.reg_covar, covariance_type="tied")
+                                            seed=p.seed + i, reg_covar=p.reg_covar, covariance_type="tied", parents=parents)
             if merges:
                 raw = merged
         if any(r["split"] for r in splits) or merges:  # the radial tests changed the labels
