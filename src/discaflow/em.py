@@ -35,9 +35,10 @@ K strategies (``k_strategy``):
   refines the separations its first labels hold and never creates one they lack (20S vs capped 20S
   proteasome mixed in every run), and the random network's first labels hold less than the radial
   descriptors. The K check of the issue (the same settings on 3, 5 and 8 classes, never told K;
-  bench/README.md): K = 3 and 5 right with homogeneity 1.000 and 0.928, 8 classes K = 5 (four small complexes
-  of similar size merged) — against K = 3, 4 and 6 with homogeneity 0.98, 0.54 and 0.53 for
-  ``overpartition``, the default until 2026-12-02.
+  bench/README.md), with the principal moments and multi-part splits of 2026-12-03: K = 3 and 5 right
+  (homogeneity 1.000 and 0.835), 8 classes K = 6 (0.755; E-steps alternate between K = 8 and 6) —
+  against K = 3, 4 and 6 with homogeneity 0.98, 0.54 and 0.53 for ``overpartition``, the default until
+  2026-12-02.
 
 After the warm-up (``overpartition``, ``radial``) or from the start (``bic``), each iteration can also
 run a split test on the network's features (``split_test``, :func:`discaflow.gmm.split_clusters`):
