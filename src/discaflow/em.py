@@ -116,7 +116,7 @@ class DiscaParams:
     split_test: bool = False  # after the warm-up: split clusters that hold two populations in the network's features (gmm.split_clusters)
     # After the warm-up, a second split test on rotation-invariant radial features of the subtomograms
     # (radial.radial_features: radial density profile, log power spectrum and principal moments, standardised) in each
-    # cluster's own PCA to radial_split_dims dimensions, one full vs two tied Gaussians. A split it
+    # cluster's own PCA to radial_split_dims dimensions, one full vs 2–4 tied Gaussians (gmm.SPLIT_MAX_PARTS). A split it
     # makes becomes the iteration's labels, so the M-step trains the network on it. Why: particles that
     # differ mainly in size (the 20S proteasome and the capped 20S, 6utj) share clusters in every
     # network run (bench/README.md) although those two descriptors separate them when given the pair.
