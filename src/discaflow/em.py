@@ -625,7 +625,7 @@ class DiscaEM:
             # never repaired; see bench/README.md). Each split is kept as it is (the network's PCA
             # space may not show it yet: that is what the M-step is to teach); the mixture of the
             # clusters gives the posteriors and the bundle.
-            split, radial_splits = split_clusters(trainer.radial_features(), relabel_consecutive(raw),
+            split, radial_splits = split_clusters(trainer.radial_features(), parents,
                                                   dims=p.radial_split_dims, seed=p.seed + i, reg_covar=p.reg_covar,
                                                   max_clusters=max(cands), covariance_type="tied", max_parts=SPLIT_MAX_PARTS)
             splits += [{**r, "features": "radial"} for r in radial_splits]
