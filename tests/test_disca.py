@@ -417,5 +417,33 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     assert all(r["cluster"] < h["k"] + len(h["merges"]) for rs, h in zip(radial, em.history_) for r in rs)
     # radial_merge: merge records (pairs the radial test cannot split) after the warm-up, none in it
     assert em.history_[0]["merges"] == [] and all(len(r["clusters"]) == 2 for h in em.history_ for r in h["merges"])
+    # result_space auto → radial: both DDBIs recorded, the result the lowest radial one after the warm-up
+    assert all(isinstance(h["ddbi_radial"], float) and isinstance(h["ddbi"], float) for h in em.history_)
+    assert em.best_iteration_ == 1 and em.ddbi_ == em.history_[1]["ddbi_radial"]
     summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
     assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()
+
+
+def test_result_iteration_uses_the_radial_ddbi_when_recorded_and_never_the_warm_up():
+    """em.result_iteration: lowest DDBI after the warm-up; in the radial descriptors' space when every
+    such iteration recorded it (result_space radial), else in the network's (and for runs recorded
+    before ddbi_radial existed); ties go to the earlier iteration."""
+    from discaflow.em import REFERENCE_DESIGN, DiscaParams, result_iteration
+
+    h = [{"iteration": 0, "in_warmup": True, "ddbi": 0.1, "ddbi_radial": 0.1},
+         {"iteration": 1, "in_warmup": False, "ddbi": 0.5, "ddbi_radial": 2.0},
+         {"iteration": 2, "in_warmup": False, "ddbi": 0.9, "ddbi_radial": 0.3},
+         {"iteration": 3, "in_warmup": False, "ddbi": 0.9, "ddbi_radial": 0.3}]
+    best, key = result_iteration(h)
+    assert (best["iteration"], key) == (2, "ddbi_radial")
+    network = [{**s, "ddbi_radial": None} for s in h]
+    assert result_iteration(network)[0]["iteration"] == 1 and result_iteration(network)[1] == "ddbi"
+    old = [{k: v for k, v in s.items() if k != "ddbi_radial"} for s in h]
+    assert result_iteration(old)[0]["iteration"] == 1
+    # which space each setting records
+    assert DiscaParams().result_ddbi_key == "ddbi_radial"
+    assert DiscaParams(k_strategy="overpartition").result_ddbi_key == "ddbi"
+    assert DiscaParams(k_strategy="overpartition", result_space="radial").result_ddbi_key == "ddbi_radial"
+    assert DiscaParams(**REFERENCE_DESIGN).result_ddbi_key == "ddbi"
+    with pytest.raises(InputError, match="result_space"):
+        DiscaParams(result_space="pca")

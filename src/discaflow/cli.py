@@ -129,7 +129,7 @@ def _disca_params(args) -> dict:
              "learning_rate": args.learning_rate, "epochs_per_iteration": args.epochs_per_iteration,
              "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic,
              "split_test": args.split_test, "radial_split": args.radial_split, "radial_merge": args.radial_merge,
-             "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
+             "result_space": args.result_space, "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after the warm-up, test every cluster for two populations in the radial descriptors")
     dc.add_argument("--radial-merge", action=argparse.BooleanOptionalAction, default=None,
                     help="after the radial split test, merge clusters whose union it declines to split")
+    dc.add_argument("--result-space", choices=["auto", "network", "radial"], default=None,
+                    help="where the DDBI that picks the result iteration is measured (default auto: radial "
+                         "descriptors with --k-strategy radial, else the network's features)")
     dc.add_argument("--batchnorm-samples", type=int, default=None,
                     help="recompute BatchNorm statistics from this many subtomograms after every M-step (0: off)")
     dc.add_argument("--max-iterations", type=int, default=None)

@@ -14,7 +14,8 @@ previous iteration's by the Hungarian algorithm → DDBI → stop when more than
 the labels agree or after ``max_iterations`` → otherwise M-step: a new softmax head trained on the
 frozen features when K changed, then one epoch over every subtomogram and one randomly rotated copy
 of each, with label-smoothed targets, categorical hinge loss and Nadam. The result is the iteration
-with the lowest DDBI.
+with the lowest DDBI (with ``k_strategy`` radial measured in the radial descriptors' space:
+``result_space``).
 
 K strategies (``k_strategy``):
 
@@ -167,20 +168,38 @@ class DiscaParams:
     # then sits in memory 1 + rotation_copies times). Off: batches are read and rotated on the fly by
     # worker threads while the network trains.
     materialise_augmentation: bool = False
+    # Where the DDBI that picks the result is measured: "network" (the paper: the E-step's PCA of the
+    # network's features), "radial" (the standardised radial descriptors in a PCA to pca_components
+    # dimensions, fitted once per run), or "auto": radial with k_strategy radial, else network. The DDBI
+    # of both spaces is recorded every iteration (state.json: ddbi, ddbi_radial). Why radial there:
+    # its labels come partly from the radial split and merge tests, so clusters the network has not
+    # learnt to separate yet look poorly separated in the network's space although they are distinct
+    # structures. Measured on the saved iterations of the K check (2026-12-03, bench/README.md): 5 classes,
+    # network DDBI picked iteration 4 (homogeneity 0.835), radial DDBI the converged 1.000 iteration.
+    result_space: str = "auto"
 
     def __post_init__(self):
         if self.k_strategy not in K_STRATEGIES:
             raise InputError(f"disca.k_strategy: must be one of {', '.join(K_STRATEGIES)}, got {self.k_strategy!r}")
+        if self.result_space not in RESULT_SPACES:
+            raise InputError(f"disca.result_space: must be one of {', '.join(RESULT_SPACES)}, got {self.result_space!r}")
+
+    @property
+    def result_ddbi_key(self) -> str:
+        """The state.json key of the DDBI that picks the result (``result_space``)."""
+        radial = self.result_space == "radial" or (self.result_space == "auto" and self.k_strategy == "radial")
+        return "ddbi_radial" if radial else "ddbi"
 
 
 REFERENCE_CANDIDATES = [5, 10, 20]
 # The reference implementation's values of the parameters whose defaults deviate from it (module
 # docstring): DiscaParams(**{**params, **REFERENCE_DESIGN}) runs the published design.
 REFERENCE_DESIGN = {"k_strategy": "reference", "learning_rate": 1e-5, "batchnorm_samples": 0,
-                    "radial_split": False, "radial_merge": False}
+                    "radial_split": False, "radial_merge": False, "result_space": "network"}
 
 
 K_STRATEGIES = ("overpartition", "radial", "bic", "reference")
+RESULT_SPACES = ("auto", "network", "radial")
 WARMUP_STRATEGIES = ("overpartition", "radial")  # the first warmup_iterations train on labels not chosen by BIC
 
 
@@ -224,6 +243,16 @@ class _StopFlag:
     def check(self):
         if self.set:
             raise Interrupted("stopped by signal")
+
+
+def result_iteration(history: list[dict]) -> tuple[dict, str]:
+    """The state of the result iteration and the key of the DDBI that chose it: the lowest DDBI
+    among the iterations after the warm-up (warm-up labels are not estimates of K), measured in the
+    radial descriptors' space when every such iteration recorded it (``result_space``), else in the
+    network's."""
+    eligible = [s for s in history if not s.get("in_warmup")] or history
+    key = "ddbi_radial" if all(s.get("ddbi_radial") is not None for s in eligible) else "ddbi"
+    return min(eligible, key=lambda s: (s[key], s["iteration"])), key
 
 
 def iteration_dir(state_dir: Path, i: int) -> Path:
@@ -295,6 +324,7 @@ class Trainer:
         self.n = len(store)
         self._radial = None  # radial_features, computed on first use
         self._radial_labels = None  # radial_labels, computed on first use
+        self._radial_pca = None  # radial_pca, computed on first use
 
     def radial_labels(self, candidates) -> np.ndarray:
         """radial.cluster_radial labels of the whole store (computed once per run)."""
@@ -315,6 +345,14 @@ class Trainer:
 
             self._radial = store_radial_features(self.store)
         return self._radial
+
+    def radial_pca(self) -> np.ndarray:
+        """The radial descriptors in a PCA to ``pca_components`` dimensions (fitted once per run): the
+        space of the result's DDBI with ``result_space`` radial."""
+        if self._radial_pca is None:
+            f = self.radial_features().astype(np.float64)
+            self._radial_pca = fit_pca(f, min(self.params.pca_components, f.shape[1]), self.params.seed).transform(f)
+        return self._radial_pca
 
     def predict_features(self, feature_model, batch_size: int = 128) -> np.ndarray:
         out = np.empty((self.n, feature_model.output_shape[-1]), np.float32)
@@ -656,6 +694,7 @@ class DiscaEM:
             agree = agreement(prev_labels, labels)
         k = int(labels.max()) + 1
         score = ddbi(z, labels, p.reg_covar)
+        score_radial = ddbi(trainer.radial_pca(), labels, p.reg_covar) if p.result_ddbi_key == "ddbi_radial" else None
         t_gmm = time.perf_counter() - t0 - t_features - t_whitening
         converged = agree is not None and agree > p.agreement_stop and not in_warmup
         finished = converged or i + 1 >= p.max_iterations
@@ -674,7 +713,7 @@ class DiscaEM:
             trainer.recalibrate_batchnorm(classifier.get_layer("yopo_features"), i + 1)
         t_total = time.perf_counter() - t0
         state = {
-            "iteration": i, "k": k, "ddbi": score, "agreement": agree, "converged": converged, "finished": finished,
+            "iteration": i, "k": k, "ddbi": score, "ddbi_radial": score_radial, "agreement": agree, "converged": converged, "finished": finished,
             "candidates": cands, "bic": {str(kk): f.bic for kk, f in fits.items()}, "warm_start_kept": warm,
             "k_bic": k_bic, "splits": splits, "merges": merges, "in_warmup": in_warmup,
             "learning_rate": lr, "label_smoothing": alpha, "loss": loss, "cluster_sizes": np.bincount(labels).tolist(),
@@ -715,12 +754,10 @@ class DiscaEM:
     def _load_result(self, state_dir: Path) -> "DiscaEM":
         done = completed_iterations(state_dir)
         history = [read_state(state_dir, i) for i in done]
-        # warm-up iterations are forced to over-partition: they are not estimates of K and never the result
-        eligible = [s for s in history if not s.get("in_warmup")] or history
-        best = min(eligible, key=lambda s: (s["ddbi"], s["iteration"]))
+        best, key = result_iteration(history)
         self.history_ = history
         self.best_iteration_ = best["iteration"]
-        self.ddbi_ = best["ddbi"]
+        self.ddbi_ = best[key]
         self.labels_ = np.load(iteration_dir(state_dir, self.best_iteration_) / "labels.npy")
         self.posterior_ = np.load(iteration_dir(state_dir, self.best_iteration_) / "posterior.npy")
         self.n_clusters_ = int(self.labels_.max()) + 1

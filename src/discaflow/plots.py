@@ -173,10 +173,15 @@ def plot_training(history: list[dict], embeddings: list, labels: list, truth, ou
     rows = 1 + (2 if truth is not None else 1)
     fig = plt.figure(figsize=(3.2 * max(3, n_maps), 3.0 * rows))
     gs = fig.add_gridspec(rows, max(3, n_maps), hspace=0.45, wspace=0.3)
-    for col, (key, name) in enumerate((("k", "K"), ("ddbi", "DDBI (lower is better)"), ("agreement", "label agreement"))):
+    panels = (("k", "K", None), ("ddbi", "DDBI (lower is better)", "ddbi_radial"), ("agreement", "label agreement", None))
+    for col, (key, name, second) in enumerate(panels):
         ax = fig.add_subplot(gs[0, col])
         vals = [h.get(key) for h in history]
-        ax.plot(its, [np.nan if v is None else v for v in vals], "-o", ms=3)
+        ax.plot(its, [np.nan if v is None else v for v in vals], "-o", ms=3, label="network features")
+        if second and any(h.get(second) is not None for h in history):  # the result's DDBI (em.result_iteration)
+            ax.plot(its, [np.nan if h.get(second) is None else h[second] for h in history], "-s", ms=3,
+                    label="radial descriptors")
+            ax.legend(fontsize=7)
         ax.set_xlabel("iteration"); ax.set_title(name, fontsize=9)
     for j, (title, xy) in enumerate(embeddings):
         for r, (colour_by, name) in enumerate([(labels[j], "label")] + ([(truth, "true class")] if truth is not None else [])):
@@ -198,9 +203,9 @@ def plot_training_from_state(state_dir, history_json, out_png, truth=None, max_p
 
     history = json.loads(Path(history_json).read_text())
     its = [h["iteration"] for h in history]
-    # the same rule as the result: lowest DDBI, warm-up iterations excluded
-    eligible = [h for h in history if not h.get("in_warmup")] or history
-    best = min(eligible, key=lambda h: h["ddbi"] if h.get("ddbi") is not None else np.inf)["iteration"]
+    from discaflow.em import result_iteration
+
+    best = result_iteration(history)[0]["iteration"]  # the result's rule
     chosen = sorted(set([its[0], its[len(its) // 2], best, its[-1]]))
     rng = np.random.default_rng(seed)
     n = len(np.load(Path(state_dir) / f"iter_{its[0]:03d}" / "labels.npy"))
