@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-ceiling bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,27 @@ bench-disca-radial: $(STAMP)
 # the same with the reference network on 5 × 200 (~50 min on 2 cores in float32)
 bench-disca-radial-reference: $(STAMP)
 	$(BIN)/python bench/disca.py --preset radial-reference --structures 4v4r 4cr2 6utj 3j9i 1bxn
+
+# the K check (issue #4): the same settings on 3, 5 and 8 classes, never told K (~15, 30 and 40 min on
+# 2 cores); two 8-class sets: one whose eight structures are pairwise separable given the labels, and
+# the first one chosen, which holds two pairs that are not (bench-separability; bench/README.md)
+KCHECK = --preset radial --set radial_merge=true
+SET3 = 4v4r 3j9i 1bxn
+SET5 = 4v4r 4cr2 6utj 3j9i 1bxn
+SET8 = 4v4r 4cr2 6utj 3j9i 1qvr 2cg9 3gl1 1s3x
+SET8_HARD = 4v4r 4cr2 3j9i 1bxn 3cf3 1qvr 6utj 1u6g
+bench-kcheck: bench-separability
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET3)
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET5)
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET8) --tag distinct
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET8_HARD) --tag hard
+
+# pairwise separability given the labels (LDA on the radial descriptors) of the K check's sets (seconds)
+bench-separability: $(STAMP)
+	$(BIN)/python bench/separability.py --structures $(SET3)
+	$(BIN)/python bench/separability.py --structures $(SET5)
+	$(BIN)/python bench/separability.py --structures $(SET8) --tag distinct
+	$(BIN)/python bench/separability.py --structures $(SET8_HARD)
 
 # supervised upper bound (narrow YOPO, ~10 min each) on the bench-disca set and on the Table 1 set
 # (the latter needs ../shared/data/polnet); --arch reference for the reference network (~1 h on 2 cores)
