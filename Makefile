@@ -73,8 +73,8 @@ SET5 = 4v4r 4cr2 6utj 3j9i 1bxn
 SET8 = 4v4r 4cr2 6utj 3j9i 1qvr 2cg9 3gl1 1s3x
 SET8_HARD = 4v4r 4cr2 3j9i 1bxn 3cf3 1qvr 6utj 1u6g
 bench-kcheck: bench-separability
-	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET3)
-	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET5)
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET3) --tag kcheck
+	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET5) --tag kcheck
 	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET8) --tag distinct
 	$(BIN)/python bench/disca.py $(KCHECK) --structures $(SET8_HARD) --tag hard
 
