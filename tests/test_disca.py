@@ -155,7 +155,10 @@ def test_tiny_em_reaches_high_homogeneity(three_classes, tiny_em):
     # choice on the network's features; BIC chooses from the first iteration after the warm-up on
     assert [h["in_warmup"] for h in hist[:2]] == [True, True] and hist[0]["k_bic"] is None
     assert all(h["k_bic"] is not None for h in hist[2:])
-    assert em.best_iteration_ == min(hist, key=lambda h: h["ddbi"])["iteration"]
+    # the result: the converged last iteration, else the lowest radial DDBI after the warm-up
+    after = [h for h in hist if not h["in_warmup"]]
+    expected = hist[-1] if hist[-1]["converged"] else min(after, key=lambda h: h["ddbi_radial"])
+    assert em.best_iteration_ == expected["iteration"]
 
 
 def _cli_args(store, state_dir, max_iterations=3, k_candidates=(2, 3)):
@@ -425,7 +428,7 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
 
 
 def test_result_iteration_uses_the_radial_ddbi_when_recorded_and_never_the_warm_up():
-    """em.result_iteration: lowest DDBI after the warm-up; in the radial descriptors' space when every
+    """em.result_iteration: a converged run's last iteration (result_converged), else the lowest DDBI after the warm-up; in the radial descriptors' space when every
     such iteration recorded it (result_space radial), else in the network's (and for runs recorded
     before ddbi_radial existed); ties go to the earlier iteration."""
     from discaflow.em import REFERENCE_DESIGN, DiscaParams, result_iteration
@@ -440,6 +443,14 @@ def test_result_iteration_uses_the_radial_ddbi_when_recorded_and_never_the_warm_
     assert result_iteration(network)[0]["iteration"] == 1 and result_iteration(network)[1] == "ddbi"
     old = [{k: v for k, v in s.items() if k != "ddbi_radial"} for s in h]
     assert result_iteration(old)[0]["iteration"] == 1
+    # a converged run recorded with result_converged returns its converged last iteration, whatever the
+    # DDBI; without the flag (the paper, and runs recorded before it) the lowest DDBI still decides
+    conv = h + [{"iteration": 4, "in_warmup": False, "ddbi": 0.95, "ddbi_radial": 0.4, "converged": True,
+                 "result_converged": True}]
+    assert result_iteration(conv)[0]["iteration"] == 4
+    assert result_iteration([*conv[:-1], {**conv[-1], "result_converged": False}])[0]["iteration"] == 2
+    assert result_iteration([*conv[:-1], {**conv[-1], "converged": False}])[0]["iteration"] == 2
+    assert DiscaParams().result_converged and not DiscaParams(**REFERENCE_DESIGN).result_converged
     # which space each setting records
     assert DiscaParams().result_ddbi_key == "ddbi_radial"
     assert DiscaParams(k_strategy="overpartition").result_ddbi_key == "ddbi"
