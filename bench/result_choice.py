@@ -1,0 +1,40 @@
+"""Which iteration today's result rule (`discaflow.em.result_iteration`) picks from a saved DISCA run,
+and its scores against the true labels: `python bench/result_choice.py STATE_DIR STORE`. For runs
+recorded before a rule existed: the radial DDBI is computed from the saved labels (as the E-step now
+records it) and the run is treated as recorded with `result_converged` (today's default). Prints only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    from discaflow.em import completed_iterations, iteration_dir, read_state, result_iteration
+    from discaflow.gmm import ddbi, fit_pca
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.metrics import clustering_scores
+    from discaflow.radial import store_radial_features
+
+    state_dir, store = Path(sys.argv[1]), sys.argv[2]
+    history = [{"result_converged": True, **read_state(state_dir, i)} for i in completed_iterations(state_dir)]
+    with SubtomogramStore(store) as s:
+        truth = s.column("label")
+        if any(h.get("ddbi_radial") is None for h in history):
+            f = store_radial_features(s).astype(np.float64)
+            z = fit_pca(f, 16, 0).transform(f)  # as em.Trainer.radial_pca with the default pca_components
+            history = [{**h, "ddbi_radial": ddbi(z, np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy"))}
+                       for h in history]
+    best, key = result_iteration(history)
+    sc = clustering_scores(truth, np.load(iteration_dir(state_dir, best["iteration"]) / "labels.npy"))
+    print(f"{state_dir}: converged {bool(history[-1]['converged'])}, result iteration {best['iteration']} "
+          f"(chosen by {'convergence' if history[-1]['converged'] and best is history[-1] else 'lowest ' + key}): "
+          f"K = {sc['k']} (true {sc['k_true']}), homogeneity {sc['homogeneity']:.3f}, accuracy {sc['accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    main()
