@@ -37,9 +37,10 @@ K strategies (``k_strategy``):
   refines the separations its first labels hold and never creates one they lack (20S vs capped 20S
   proteasome mixed in every run), and the random network's first labels hold less than the radial
   descriptors. The K check of the issue (the same settings on 3, 5 and 8 classes, never told K;
-  bench/README.md), with the principal moments and multi-part splits of 2026-12-03: K = 3 and 5 right
-  (homogeneity 1.000 and 0.835), 8 classes K = 6 (0.755; E-steps alternate between K = 8 and 6) —
-  against K = 3, 4 and 6 with homogeneity 0.98, 0.54 and 0.53 for ``overpartition``, the default until
+  bench/README.md, 2026-12-03): K = 3, 5 and 8 (homogeneity 1.000, 0.971–1.000, 1.000) on sets whose
+  every pair of structures is separable given the labels (bench/separability.py); K = 6 (0.755) on an
+  8-class set of four similar-mass complexes, two pairs of which are not (0.93, 0.97) — against K = 3,
+  4 and 6 with homogeneity 0.98, 0.54 and 0.53 (the last on the similar-mass set) for ``overpartition``, the default until
   2026-12-02.
 
 After the warm-up (``overpartition``, ``radial``) or from the start (``bic``), each iteration can also
