@@ -6,6 +6,7 @@ records it) and the run is treated as recorded with `result_converged` (today's 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def main() -> None:
         truth = s.column("label")
         if any(h.get("ddbi_radial") is None for h in history):
             f = store_radial_features(s).astype(np.float64)
-            z = fit_pca(f, 16, 0).transform(f)  # as em.Trainer.radial_pca with the default pca_components
+            params = json.loads((state_dir / "params.json").read_text())["params"]  # as em.Trainer.radial_pca
+            z = fit_pca(f, min(params["pca_components"], f.shape[1]), params["seed"]).transform(f)
             history = [{**h, "ddbi_radial": ddbi(z, np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy"))}
                        for h in history]
     best, key = result_iteration(history)
