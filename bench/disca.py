@@ -109,7 +109,7 @@ def main() -> None:
         print(f"{h['iteration']:>3} {h['k']:>3} {h['ddbi']:>8.4f} {agree:>7} {sc['homogeneity']:>6.3f} {sc['completeness']:>6.3f} "
               f"{sc['v_measure']:>6.3f} {sc['accuracy']:>6.3f} {h['seconds']['total']:>6.0f}")
     final = clustering_scores(truth, em.labels_)
-    print(f"result (lowest DDBI, iteration {em.best_iteration_}): K = {final['k']} (true {len(args.structures)}), homogeneity {final['homogeneity']:.3f}, "
+    print(f"result (iteration {em.best_iteration_}: {'converged' if em.converged_ else 'lowest DDBI'}): K = {final['k']} (true {len(args.structures)}), homogeneity {final['homogeneity']:.3f}, "
           f"completeness {final['completeness']:.3f}, V {final['v_measure']:.3f}, accuracy {final['accuracy']:.3f}; "
           f"{np.mean([r['seconds'] for r in rows]):.0f} s per iteration")
     from baseline import baseline  # the classical comparator, on the same subtomograms and candidates
