@@ -82,7 +82,7 @@ bench-kcheck: bench-separability
 bench-separability: $(STAMP)
 	$(BIN)/python bench/separability.py --structures $(SET3)
 	$(BIN)/python bench/separability.py --structures $(SET5)
-	$(BIN)/python bench/separability.py --structures $(SET8) --tag distinct
+	$(BIN)/python bench/separability.py --structures $(SET8)
 	$(BIN)/python bench/separability.py --structures $(SET8_HARD)
 
 # supervised upper bound (narrow YOPO, ~10 min each) on the bench-disca set and on the Table 1 set

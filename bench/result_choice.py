@@ -14,8 +14,8 @@ import numpy as np
 
 
 def main() -> None:
-    from discaflow.em import completed_iterations, iteration_dir, read_state, result_iteration
-    from discaflow.gmm import ddbi, fit_pca
+    from discaflow.em import completed_iterations, iteration_dir, radial_ddbi_space, read_state, result_iteration
+    from discaflow.gmm import ddbi
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
     from discaflow.radial import store_radial_features
@@ -25,9 +25,8 @@ def main() -> None:
     with SubtomogramStore(store) as s:
         truth = s.column("label")
         if any(h.get("ddbi_radial") is None for h in history):
-            f = store_radial_features(s).astype(np.float64)
-            params = json.loads((state_dir / "params.json").read_text())["params"]  # as em.Trainer.radial_pca
-            z = fit_pca(f, min(params["pca_components"], f.shape[1]), params["seed"]).transform(f)
+            params = json.loads((state_dir / "params.json").read_text())["params"]  # the run's own, as the E-step
+            z = radial_ddbi_space(store_radial_features(s), params["pca_components"], params["seed"])
             history = [{**h, "ddbi_radial": ddbi(z, np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy"))}
                        for h in history]
     best, key = result_iteration(history)

@@ -129,7 +129,8 @@ def _disca_params(args) -> dict:
              "learning_rate": args.learning_rate, "epochs_per_iteration": args.epochs_per_iteration,
              "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic,
              "split_test": args.split_test, "radial_split": args.radial_split, "radial_merge": args.radial_merge,
-             "result_space": args.result_space, "result_converged": args.result_converged, "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
+             "result_space": args.result_space, "result_converged": args.result_converged,
+             "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
     return {k: v for k, v in given.items() if v is not None}
 
 

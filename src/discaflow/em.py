@@ -272,6 +272,13 @@ def result_iteration(history: list[dict]) -> tuple[dict, str]:
     return min(eligible, key=lambda s: (s[key], s["iteration"])), key
 
 
+def radial_ddbi_space(radial: np.ndarray, pca_components: int, seed: int) -> np.ndarray:
+    """The standardised radial descriptors in a PCA to ``pca_components`` dimensions (at most their
+    number): the space of the result's DDBI with ``result_space`` radial."""
+    f = np.asarray(radial, np.float64)
+    return fit_pca(f, min(pca_components, f.shape[1]), seed).transform(f)
+
+
 def iteration_dir(state_dir: Path, i: int) -> Path:
     return Path(state_dir) / f"iter_{i:03d}"
 
@@ -364,11 +371,9 @@ class Trainer:
         return self._radial
 
     def radial_pca(self) -> np.ndarray:
-        """The radial descriptors in a PCA to ``pca_components`` dimensions (fitted once per run): the
-        space of the result's DDBI with ``result_space`` radial."""
+        """:func:`radial_ddbi_space` of the store's radial descriptors (computed once per run)."""
         if self._radial_pca is None:
-            f = self.radial_features().astype(np.float64)
-            self._radial_pca = fit_pca(f, min(self.params.pca_components, f.shape[1]), self.params.seed).transform(f)
+            self._radial_pca = radial_ddbi_space(self.radial_features(), self.params.pca_components, self.params.seed)
         return self._radial_pca
 
     def predict_features(self, feature_model, batch_size: int = 128) -> np.ndarray:
