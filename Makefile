@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper clean-demo clean
 
 venv: $(STAMP)
 
@@ -93,6 +93,10 @@ bench-ceiling: $(STAMP)
 
 bench-average: $(STAMP)
 	$(BIN)/python bench/average.py
+
+# what DISCA's radial steps (descriptors, warm-up clustering, split and merge tests) cost at 2k, 20k, 200k
+bench-radial-cost: $(STAMP)
+	$(BIN)/python bench/radial_cost.py
 
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py

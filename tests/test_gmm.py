@@ -93,6 +93,34 @@ def test_split_test_splits_two_populations_and_leaves_one_alone():
     assert not r["split"], r
 
 
+def test_split_test_fits_a_sample_of_a_large_cluster_and_labels_every_member():
+    """A cluster above max_members is tested on a seeded sample of that many; the split it finds
+    labels all members; a cluster at or below the cap is fitted whole (the same as no cap)."""
+    from discaflow.gmm import split_clusters
+
+    rng = np.random.default_rng(3)
+    d = 12
+    shift = np.zeros(d)
+    shift[2] = 6.0
+    truth = np.repeat([0, 1], 500)
+    two = rng.standard_normal((1000, d)) + shift * truth[:, None]
+    one = rng.standard_normal((1000, d))
+    feats = np.vstack([one, two])
+    labels = np.repeat([0, 1], 1000)
+    new, rec = split_clusters(feats, labels, dims=4, seed=0, max_members=250)
+    assert [r["split"] for r in rec] == [False, True] and [r["tested"] for r in rec] == [250, 250], rec
+    assert [r["size"] for r in rec] == [1000, 1000] and sum(rec[1]["parts"]) == 1000
+    part = new[1000:] == 2
+    assert max(np.mean(part == truth), np.mean(part != truth)) > 0.99
+    assert (new[:1000] == 0).all()
+    again, _ = split_clusters(feats, labels, dims=4, seed=0, max_members=250)
+    assert (again == new).all()  # the sample is seeded
+    small = np.r_[0:200, 1000:1200]
+    _, capped = split_clusters(feats[small], labels[small], dims=4, seed=0, max_members=250)
+    _, whole = split_clusters(feats[small], labels[small], dims=4, seed=0, max_members=None)
+    assert [r["tested"] for r in capped] == [200, 200] and capped == whole
+
+
 def test_split_test_cuts_several_parts_at_once_and_no_more_than_allowed():
     """With max_parts > 2 a cluster of four populations is cut into four in one test (the number of
     parts with the lowest BIC), a single Gaussian is still left alone, and a split that would exceed

@@ -202,12 +202,23 @@ SPLIT_MIN_BIC_GAIN = 10.0
 # and cluster_radial with up to four parts reached K = 8, 0.949; on the 5- and 3-class sets K = 5 and 3
 # either way.
 SPLIT_MAX_PARTS = 4
+# The most members split_clusters fits a cluster's (or, in merge_clusters, a pair's) mixtures to: a
+# larger cluster is tested on a random sample of this many (seeded), and the fitted mixture then labels
+# every member. Why: (1) cost — every test fits SPLIT_N_INIT restarts of 2 to SPLIT_MAX_PARTS parts, and
+# the merge test one union per pair of clusters, so at the paper's 200,000 subtomograms the tests on
+# all members would take far longer than a GPU's EM iteration (bench/radial_cost.py); (2) calibration —
+# SPLIT_MIN_BIC_GAIN and min_fraction were measured on clusters of 50–400 members, and a BIC gain grows
+# with the number of members, so that on tens of thousands any small departure from a Gaussian (a
+# pure class's orientations under the missing wedge) would pass the test. Every run measured so far
+# had clusters below this cap (the K check: 800 subtomograms), so their results do not depend on it.
+SPLIT_MAX_MEMBERS = 2000
 
 
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
                    max_clusters: int | None = None, covariance_type: str = "full",
-                   min_bic_gain: float = SPLIT_MIN_BIC_GAIN, max_parts: int = 2) -> tuple[np.ndarray, list[dict]]:
+                   min_bic_gain: float = SPLIT_MIN_BIC_GAIN, max_parts: int = 2,
+                   max_members: int | None = SPLIT_MAX_MEMBERS) -> tuple[np.ndarray, list[dict]]:
     """Split every cluster that holds two (or up to ``max_parts``) populations (X-means-style test in
     the cluster's own PCA).
 
@@ -222,8 +233,10 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     lowest BIC is tested the same way (every part at least ``min_fraction`` and more than ``dims``
     members). Why: a cluster of four similar populations may have no two-way split that beats one
     Gaussian (which two go together is arbitrary) while its four-way split does (SPLIT_MAX_PARTS). New clusters
-    get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). Returns (labels,
-    one record per tested cluster).
+    get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). A cluster of more
+    than ``max_members`` is tested on a seeded random sample of that many (SPLIT_MAX_MEMBERS; None: all),
+    the PCA and mixtures fitted to it then labelling every member. Returns (labels, one record per
+    tested cluster; ``tested`` is how many members the fits saw).
     """
     labels = np.asarray(labels).copy()
     nxt = int(labels.max()) + 1
@@ -233,8 +246,12 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         need = 2 * max(dims + 1, 2)
         if len(sel) < need:
             continue
-        d = int(min(dims, len(sel) - 1, features.shape[1]))
-        zl = PCA(n_components=d, svd_solver="full", random_state=seed).fit_transform(features[sel].astype(np.float64))
+        fitted = sel
+        if max_members is not None and len(sel) > max_members:
+            fitted = np.sort(np.random.default_rng(seed + c).choice(sel, max_members, replace=False))
+        d = int(min(dims, len(fitted) - 1, features.shape[1]))
+        pca = PCA(n_components=d, svd_solver="full", random_state=seed).fit(features[fitted].astype(np.float64))
+        zl = pca.transform(features[fitted].astype(np.float64))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
@@ -244,12 +261,13 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
             again = GaussianMixture(best.n_components, covariance_type=covariance_type, reg_covar=reg_covar,
                                     random_state=seed + 7919, n_init=SPLIT_N_INIT).fit(zl)
         gain = float(one.bic(zl) - best.bic(zl))
-        part = relabel_consecutive(best.predict(zl))
+        za = zl if fitted is sel else pca.transform(features[sel].astype(np.float64))  # every member
+        part = relabel_consecutive(best.predict(za))
         sizes = np.bincount(part, minlength=best.n_components)
-        stability = agreement(part, again.predict(zl))
+        stability = agreement(part, again.predict(za))
         ok = gain > min_bic_gain and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
-        records.append({"cluster": c, "size": int(len(sel)), "bic_gain": gain, "parts": sizes.tolist(),
-                        "stability": stability, "split": bool(ok), "_part": part, "_members": sel})
+        records.append({"cluster": c, "size": int(len(sel)), "tested": int(len(fitted)), "bic_gain": gain,
+                        "parts": sizes.tolist(), "stability": stability, "split": bool(ok), "_part": part, "_members": sel})
     room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
     for r in sorted([r for r in records if r["split"]], key=lambda r: -r["bic_gain"]):
         new_parts = len(r["parts"]) - 1  # part 0 keeps the cluster's number
