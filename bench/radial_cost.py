@@ -58,11 +58,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
     ap.add_argument("--clusters", type=int, default=8)
+    ap.add_argument("--max-members", type=int, default=None,
+                    help="the E-step tests' member cap (default gmm.SPLIT_MAX_MEMBERS; 0: none, to see what the cap "
+                         "saves; the warm-up clustering keeps the default)")
     args = ap.parse_args()
 
-    from discaflow.gmm import SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
+    from discaflow.gmm import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
     from discaflow.radial import cluster_radial
 
+    cap = SPLIT_MAX_MEMBERS if args.max_members is None else (args.max_members or None)
     rate, dims = descriptor_rate()
     print(f"radial descriptors: {rate:.0f} subtomograms/s (24³, {dims} values each)", flush=True)
     rows = []
@@ -72,10 +76,11 @@ def main() -> None:
         labels = cluster_radial(x, range(2, 21))
         t_warm = time.perf_counter() - t
         t = time.perf_counter()
-        _, recs = split_clusters(x, labels, dims=24, max_clusters=20, covariance_type="tied", max_parts=SPLIT_MAX_PARTS)
+        _, recs = split_clusters(x, labels, dims=24, max_clusters=20, covariance_type="tied", max_parts=SPLIT_MAX_PARTS,
+                                 max_members=cap)
         t_split = time.perf_counter() - t
         t = time.perf_counter()
-        merged, merges = merge_clusters(x, labels, dims=24, covariance_type="tied")
+        merged, merges = merge_clusters(x, labels, dims=24, covariance_type="tied", max_members=cap)
         t_merge = time.perf_counter() - t
         row = {"n": n, "k_found": int(labels.max() + 1), "splits": int(sum(r["split"] for r in recs)),
                "merges": len(merges), "descriptor_seconds_projected": n / rate, "warmup_clustering_seconds": t_warm,
@@ -86,10 +91,11 @@ def main() -> None:
               f"({row['splits']} splits, {row['merges']} merges)", flush=True)
     per_estep = [(r["split_test_seconds"] + r["merge_test_seconds"]) / r["n"] for r in rows]
     print(f"split + merge time per vector at N = {rows[-1]['n']} / at N = {rows[0]['n']}: {per_estep[-1] / per_estep[0]:.2f} "
-          f"(1.0 = linear); SPLIT_N_INIT {SPLIT_N_INIT}, SPLIT_MAX_PARTS {SPLIT_MAX_PARTS}, {args.clusters} clusters")
-    write_result("radial_cost", {"descriptor_rate_per_s": rate, "descriptor_length": dims, "clusters": args.clusters,
-                                 "split_n_init": SPLIT_N_INIT, "split_max_parts": SPLIT_MAX_PARTS, "rows": rows,
-                                 "split_merge_time_per_vector_ratio": per_estep[-1] / per_estep[0]})
+          f"(1.0 = linear); SPLIT_N_INIT {SPLIT_N_INIT}, SPLIT_MAX_PARTS {SPLIT_MAX_PARTS}, member cap {cap}, {args.clusters} clusters")
+    write_result("radial_cost" + ("" if cap == SPLIT_MAX_MEMBERS else f"_cap{cap}"), {
+        "max_members": cap, "descriptor_rate_per_s": rate, "descriptor_length": dims, "clusters": args.clusters,
+        "split_n_init": SPLIT_N_INIT, "split_max_parts": SPLIT_MAX_PARTS, "rows": rows,
+        "split_merge_time_per_vector_ratio": per_estep[-1] / per_estep[0]})
 
 
 if __name__ == "__main__":

@@ -285,11 +285,11 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
 
 def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    covariance_type: str = "full", min_bic_gain: float = SPLIT_MIN_BIC_GAIN,
-                   parents: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+                   parents: np.ndarray | None = None, max_members: int | None = SPLIT_MAX_MEMBERS) -> tuple[np.ndarray, list[dict]]:
     """Merge clusters that the split test cannot tell apart: the converse of :func:`split_clusters`.
 
     For every pair of clusters, their union is given to ``split_clusters`` (same ``dims``,
-    ``covariance_type`` and ``min_bic_gain``); a pair it declines to split is one population. The
+    ``covariance_type``, ``min_bic_gain`` and ``max_members``); a pair it declines to split is one population. The
     declined pair with the lowest BIC gain is merged first, then the pairs of the merged cluster are
     tested again, until every pair is split. Meant for rotation-invariant descriptors: clusters that
     differ only in how the particles sit (orientation) are one population there.
@@ -313,7 +313,7 @@ def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
             return None
         sel = (labels == a) | (labels == b)
         _, recs = split_clusters(features[sel], np.zeros(int(sel.sum()), int), dims=dims, seed=seed, reg_covar=reg_covar,
-                                 covariance_type=covariance_type, min_bic_gain=min_bic_gain)
+                                 covariance_type=covariance_type, min_bic_gain=min_bic_gain, max_members=max_members)
         # too few members to test (no record): left apart
         return None if not recs or recs[0]["split"] else recs[0]["bic_gain"]
 
