@@ -250,8 +250,9 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         if max_members is not None and len(sel) > max_members:
             fitted = np.sort(np.random.default_rng(seed + c).choice(sel, max_members, replace=False))
         d = int(min(dims, len(fitted) - 1, features.shape[1]))
-        pca = PCA(n_components=d, svd_solver="full", random_state=seed).fit(features[fitted].astype(np.float64))
-        zl = pca.transform(features[fitted].astype(np.float64))
+        pca = PCA(n_components=d, svd_solver="full", random_state=seed)
+        # fit_transform, as before the cap: its projections differ from transform's in the last bits
+        zl = pca.fit_transform(features[fitted].astype(np.float64))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
