@@ -205,12 +205,14 @@ SPLIT_MAX_PARTS = 4
 # The most members split_clusters fits a cluster's (or, in merge_clusters, a pair's) mixtures to: a
 # larger cluster is tested on a random sample of this many (seeded), and the fitted mixture then labels
 # every member. Why: (1) cost — every test fits SPLIT_N_INIT restarts of 2 to SPLIT_MAX_PARTS parts, and
-# the merge test one union per pair of clusters, so at the paper's 200,000 subtomograms the tests on
-# all members would take far longer than a GPU's EM iteration (bench/radial_cost.py); (2) calibration —
-# SPLIT_MIN_BIC_GAIN and min_fraction were measured on clusters of 50–400 members, and a BIC gain grows
-# with the number of members, so that on tens of thousands any small departure from a Gaussian (a
-# pure class's orientations under the missing wedge) would pass the test. Every run measured so far
-# had clusters below this cap (the K check: 800 subtomograms), so their results do not depend on it.
+# the merge test one union per pair of clusters, each fit's cost growing with its members; capped, one
+# E-step's split + merge tests took ~10 min at 200,000 on 2 shared cores (bench/radial_cost.py; the
+# uncapped cost was not run); (2) calibration — SPLIT_MIN_BIC_GAIN and min_fraction were measured on
+# clusters of 50–400 members, and for a given departure from a Gaussian (a pure class's orientations
+# under the missing wedge) the BIC gain grows in proportion to the members, so on tens of thousands the
+# threshold would stop meaning what was measured (argued, not measured). Every run measured so far had
+# clusters and merge pairs below this cap (the K check: 800 subtomograms), so their results do not
+# depend on it.
 SPLIT_MAX_MEMBERS = 2000
 
 
