@@ -28,9 +28,8 @@ from _common import write_result  # noqa: E402
 
 
 def synthetic_descriptors(n: int, dims: int, k: int = 8, seed: int = 0) -> np.ndarray:
-    """``n`` standardised vectors of ``dims`` dimensions from ``k`` Gaussian clusters (a
-    within-cluster spread 0.3–1.5 per direction,
-    centres about 8 apart) with correlated directions, like real descriptors."""
+    """``n`` standardised vectors of ``dims`` dimensions from ``k`` Gaussian clusters (a within-cluster
+    spread of 0.3–1.5 along rotated directions, centres about 8 apart)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, dims)) * 8 / np.sqrt(2 * dims)  # expected distance between two: 8
     mix = np.linalg.qr(rng.normal(size=(dims, dims)))[0] * rng.uniform(0.3, 1.5, dims)
