@@ -402,13 +402,15 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     the radial descriptors (no BIC on the network's features); radial_split: after the warm-up each
     cluster is tested on the radial descriptors (records marked "radial" in the iteration's state), and
     with radial_merge pairs of clusters too (records under "merges");
-    the run completes and its bundle exports. (The criteria themselves: tests/test_gmm.py.)"""
+    the run completes (resumed under another n_jobs) and its bundle exports. (The criteria themselves: tests/test_gmm.py.)"""
     from discaflow.em import export_result
     from discaflow.radial import cluster_radial, store_radial_features
 
-    em = _run({**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
-               "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4, "radial_merge": True},
-             small_set, tmp_path / "s")
+    params = {**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
+              "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4, "radial_merge": True}
+    # the warm-up on one process, the rest resumed on two: n_jobs is not part of the run's identity
+    _run({**params, "n_jobs": 1}, small_set, tmp_path / "s", max_new_iterations=1)
+    em = _run({**params, "n_jobs": 2}, small_set, tmp_path / "s")
     with SubtomogramStore(small_set) as s:
         expected = cluster_radial(store_radial_features(s), TINY["k_candidates"])
     warm = em.history_[0]

@@ -121,6 +121,34 @@ def test_split_test_fits_a_sample_of_a_large_cluster_and_labels_every_member():
     assert [r["tested"] for r in capped] == [200, 200] and capped == whole
 
 
+def test_fits_give_the_same_result_on_any_number_of_processes():
+    """fit_mixtures, split_clusters and merge_clusters on 1 and on 2 processes (gmm.parallel_map):
+    identical labels, BICs and records (each fit seeded and single-threaded either way); bad n_jobs
+    is refused."""
+    from discaflow.gmm import merge_clusters, resolve_jobs, split_clusters
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 4, (5, 10))
+    centres[1] = centres[0] + 1.5  # a pair the global fit may merge
+    truth = np.repeat(np.arange(5), 120)
+    feats = centres[truth] + rng.standard_normal((600, 10))
+    runs = {}
+    for n_jobs in (1, 2):
+        best, fits = fit_mixtures(feats[:, :6], range(2, 8), previous_labels=truth, seed=1, n_jobs=n_jobs)
+        merged_in = np.where(truth == 1, 0, truth)
+        split, srec = split_clusters(feats, merged_in, dims=8, seed=1, covariance_type="tied", max_parts=3, n_jobs=n_jobs)
+        halves = np.where((truth == 2) & (feats[:, 3] > centres[2, 3]), 5, truth)  # class 2 cut in two
+        merged, mrec = merge_clusters(feats, halves, dims=8, seed=1, covariance_type="tied", n_jobs=n_jobs)
+        runs[n_jobs] = (best.k, {k: f.bic for k, f in fits.items()}, best.mixture.predict(feats[:, :6]), split, srec, merged, mrec)
+    one, two = runs[1], runs[2]
+    assert one[0] == two[0] and one[1] == two[1] and np.array_equal(one[2], two[2])
+    assert np.array_equal(one[3], two[3]) and one[4] == two[4] and np.array_equal(one[5], two[5]) and one[6] == two[6]
+    assert any(r["split"] for r in one[4]) and one[6], (one[4], one[6])  # the fits did split and merge something
+    assert resolve_jobs(None) == resolve_jobs(1) == 1 and resolve_jobs(-1) >= 1
+    with pytest.raises(ValueError, match="n_jobs"):
+        resolve_jobs(0)
+
+
 def test_split_test_cuts_several_parts_at_once_and_no_more_than_allowed():
     """With max_parts > 2 a cluster of four populations is cut into four in one test (the number of
     parts with the lowest BIC), a single Gaussian is still left alone, and a split that would exceed

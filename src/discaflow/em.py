@@ -189,12 +189,18 @@ class DiscaParams:
     # iteration (0.879), the lowest network DDBI the converged one; 5 classes (e774c4e), converged
     # with 1.000, the lowest network DDBI picked 0.835, the radial one 1.000.
     result_converged: bool = True
+    # Processes for the E-step's mixture fits and split and merge tests (gmm.parallel_map): -1 every CPU
+    # this job may use (a SLURM job's cpus-per-task), 1 none. The result does not depend on it: every
+    # fit is seeded and single-threaded either way.
+    n_jobs: int = -1
 
     def __post_init__(self):
         if self.k_strategy not in K_STRATEGIES:
             raise InputError(f"disca.k_strategy: must be one of {', '.join(K_STRATEGIES)}, got {self.k_strategy!r}")
         if self.result_space not in RESULT_SPACES:
             raise InputError(f"disca.result_space: must be one of {', '.join(RESULT_SPACES)}, got {self.result_space!r}")
+        if not (self.n_jobs == -1 or self.n_jobs >= 1):
+            raise InputError(f"disca.n_jobs: must be -1 (every CPU) or a positive number of processes, got {self.n_jobs!r}")
 
     @property
     def result_ddbi_key(self) -> str:
@@ -211,6 +217,9 @@ REFERENCE_DESIGN = {"k_strategy": "reference", "learning_rate": 1e-5, "batchnorm
                     "result_converged": False}
 
 
+# Parameters that do not change the result: left out of a state directory's identity (params.json),
+# so that a run resumes under another value (a SLURM job with more CPUs).
+RESULT_NEUTRAL = ("n_jobs",)
 K_STRATEGIES = ("overpartition", "radial", "bic", "reference")
 RESULT_SPACES = ("auto", "network", "radial")
 WARMUP_STRATEGIES = ("overpartition", "radial")  # the first warmup_iterations train on labels not chosen by BIC
@@ -357,7 +366,7 @@ class Trainer:
 
             p = self.params
             self._radial_labels = cluster_radial(self.radial_features(), candidates, split_dims=p.radial_split_dims,
-                                                 seed=p.seed, reg_covar=p.reg_covar)
+                                                 seed=p.seed, reg_covar=p.reg_covar, n_jobs=p.n_jobs)
             log.info("radial warm-up labels: K=%d, sizes %s", self._radial_labels.max() + 1,
                      np.bincount(self._radial_labels).tolist())
         return self._radial_labels
@@ -557,7 +566,8 @@ class DiscaEM:
         self._clean_partial(state_dir)
         p = self.params
         st = Path(store_path).stat() if Path(store_path).exists() else None
-        identity = {"params": json.loads(json.dumps(asdict(p), default=_json_default)),
+        kept = {k: v for k, v in asdict(p).items() if k not in RESULT_NEUTRAL}
+        identity = {"params": json.loads(json.dumps(kept, default=_json_default)),
                     "store": {"name": Path(store_path).name, "size_bytes": st.st_size if st else None,
                               "mtime_ns": st.st_mtime_ns if st else None},
                     "init_from": str(init_from) if init_from else None}
@@ -673,7 +683,7 @@ class DiscaEM:
             fits, k_bic, warm = {}, None, None
         else:
             best, fits = fit_mixtures(z, cands, previous_labels=prev_labels if prev_labels is not None else None,
-                                      reg_covar=p.reg_covar, seed=p.seed + i)
+                                      reg_covar=p.reg_covar, seed=p.seed + i, n_jobs=p.n_jobs)
             mixture, k_bic, warm = best.mixture, best.k, best.warm
             raw = mixture.predict(z)
         splits, merges = [], []
@@ -687,20 +697,23 @@ class DiscaEM:
             # clusters gives the posteriors and the bundle.
             split, radial_splits = split_clusters(trainer.radial_features(), parents,
                                                   dims=p.radial_split_dims, seed=p.seed + i, reg_covar=p.reg_covar,
-                                                  max_clusters=max(cands), covariance_type="tied", max_parts=SPLIT_MAX_PARTS)
+                                                  max_clusters=max(cands), covariance_type="tied", max_parts=SPLIT_MAX_PARTS,
+                                                  n_jobs=p.n_jobs)
             splits += [{**r, "features": "radial"} for r in radial_splits]
             if any(r["split"] for r in radial_splits):
                 raw = split
         if p.radial_merge and testing:
             merged, merges = merge_clusters(trainer.radial_features(), relabel_consecutive(raw), dims=p.radial_split_dims,
-                                            seed=p.seed + i, reg_covar=p.reg_covar, covariance_type="tied", parents=parents)
+                                            seed=p.seed + i, reg_covar=p.reg_covar, covariance_type="tied", parents=parents,
+                                            n_jobs=p.n_jobs)
             if merges:
                 raw = merged
         if any(r["split"] for r in splits) or merges:  # the radial tests changed the labels
             mixture = mixture_from_labels(z, raw, p.reg_covar, p.seed + i)
         if p.split_test and testing:
             split, network_splits = split_clusters(split_features, relabel_consecutive(raw), dims=max(2, p.pca_components // 2),
-                                                   seed=p.seed + i, reg_covar=p.reg_covar, max_clusters=max(cands))
+                                                   seed=p.seed + i, reg_covar=p.reg_covar, max_clusters=max(cands),
+                                                   n_jobs=p.n_jobs)
             splits += network_splits
             if any(r["split"] for r in network_splits):
                 mixture = mixture_from_labels(z, split, p.reg_covar, p.seed + i)

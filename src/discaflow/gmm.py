@@ -16,6 +16,42 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Processes for :func:`parallel_map`: ``None`` or 1 → 1; -1 → every CPU this process may use
+    (joblib.cpu_count: the affinity mask and cgroup quota, so a SLURM job's cpus-per-task); k > 1 → k."""
+    if n_jobs is None or n_jobs == 1:
+        return 1
+    if n_jobs == -1:
+        from joblib import cpu_count
+
+        return max(1, int(cpu_count()))
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be -1 or a positive number of processes, got {n_jobs}")
+    return int(n_jobs)
+
+
+def _single_threaded(fn, *args):
+    # every fit single-threaded (BLAS and scikit-learn's OpenMP k-means), in the main process as in a
+    # worker, so that the sums run in the same order whatever n_jobs: same seed, same result
+    with threadpool_limits(1):
+        return fn(*args)
+
+
+def parallel_map(fn, tasks, n_jobs: int | None = 1) -> list:
+    """``[fn(*task) for task in tasks]`` on up to ``n_jobs`` processes (joblib's loky backend;
+    :func:`resolve_jobs`), each call single-threaded. Every fit here is seeded by its arguments, so
+    the results are identical for any ``n_jobs``. Why processes: scikit-learn's mixture fits on a few
+    hundred to a few thousand vectors spend most of their time in Python, which threads would serialise."""
+    tasks = [tuple(t) for t in tasks]
+    n = min(resolve_jobs(n_jobs), len(tasks))
+    if n <= 1:
+        return [_single_threaded(fn, *t) for t in tasks]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n)(delayed(_single_threaded)(fn, *t) for t in tasks)
 
 
 def fit_pca(features: np.ndarray, n_components: int = 16, seed: int = 0) -> PCA:
@@ -103,23 +139,24 @@ def _fit(z, k, seed, reg_covar, max_iter, init=None) -> MixtureFit:
 
 
 def fit_mixtures(z: np.ndarray, candidates, previous_labels: np.ndarray | None = None, reg_covar: float = 1e-5,
-                 seed: int = 0, max_iter: int = 200) -> tuple[MixtureFit, dict[int, MixtureFit]]:
+                 seed: int = 0, max_iter: int = 200, n_jobs: int | None = 1) -> tuple[MixtureFit, dict[int, MixtureFit]]:
     """Fit a full-covariance mixture for every candidate K; return the lowest-BIC fit and all fits.
+    The fits run on ``n_jobs`` processes (:func:`parallel_map`; the result does not depend on it).
 
     With ``previous_labels`` (K_prev clusters), the K_prev mixture is also warm-started from them and
     the de novo fit is kept only if its likelihood is higher.
     """
-    fits: dict[int, MixtureFit] = {}
     k_prev = int(previous_labels.max()) + 1 if previous_labels is not None and len(previous_labels) else None
-    for k in sorted(set(int(c) for c in candidates)):
-        if k < 1 or k > len(z):
-            continue
-        fit = _fit(z, k, seed, reg_covar, max_iter)
-        if k == k_prev:
-            warm = _fit(z, k, seed, reg_covar, max_iter, params_from_labels(z, previous_labels, reg_covar))
-            if warm.loglik >= fit.loglik:
-                fit = warm
-        fits[k] = fit
+    ks = [k for k in sorted(set(int(c) for c in candidates)) if 1 <= k <= len(z)]
+    tasks = [(z, k, seed, reg_covar, max_iter) for k in ks]
+    if k_prev in ks:
+        tasks.append((z, k_prev, seed, reg_covar, max_iter, params_from_labels(z, previous_labels, reg_covar)))
+    done = parallel_map(_fit, tasks, n_jobs)
+    fits: dict[int, MixtureFit] = dict(zip(ks, done))
+    if k_prev in ks:
+        warm = done[-1]
+        if warm.loglik >= fits[k_prev].loglik:
+            fits[k_prev] = warm
     if not fits:
         raise ValueError("no candidate number of clusters fits the data")
     best = min(fits.values(), key=lambda f: (f.bic, f.k))
@@ -216,11 +253,46 @@ SPLIT_MAX_PARTS = 4
 SPLIT_MAX_MEMBERS = 2000
 
 
+def _test_cluster(x: np.ndarray, sample_seed: int, dims: int, seed: int, reg_covar: float, min_fraction: float,
+                  min_stability: float, covariance_type: str, min_bic_gain: float, max_parts: int,
+                  max_members: int | None) -> dict | None:
+    """The split test of one cluster (``x``: its members' features, in store order); see
+    :func:`split_clusters`. None when it has too few members to test; else its record (without
+    ``cluster``) and ``_part``, each member's part 0..P-1."""
+    need = 2 * max(dims + 1, 2)
+    if len(x) < need:
+        return None
+    fitted = None
+    if max_members is not None and len(x) > max_members:
+        fitted = np.sort(np.random.default_rng(sample_seed).choice(len(x), max_members, replace=False))
+    xf = x if fitted is None else x[fitted]
+    d = int(min(dims, len(xf) - 1, x.shape[1]))
+    pca = PCA(n_components=d, svd_solver="full", random_state=seed)
+    # fit_transform, as before the cap: its projections differ from transform's in the last bits
+    zl = pca.fit_transform(xf.astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
+        fits = [GaussianMixture(k, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed,
+                                n_init=SPLIT_N_INIT).fit(zl) for k in range(2, max(2, max_parts) + 1)]
+        best = min(fits, key=lambda g: g.bic(zl))
+        again = GaussianMixture(best.n_components, covariance_type=covariance_type, reg_covar=reg_covar,
+                                random_state=seed + 7919, n_init=SPLIT_N_INIT).fit(zl)
+    gain = float(one.bic(zl) - best.bic(zl))
+    za = zl if fitted is None else pca.transform(x.astype(np.float64))  # every member
+    part = relabel_consecutive(best.predict(za))
+    sizes = np.bincount(part, minlength=best.n_components)
+    stability = agreement(part, again.predict(za))
+    ok = gain > min_bic_gain and sizes.min() >= max(min_fraction * len(x), d + 1) and stability >= min_stability
+    return {"size": int(len(x)), "tested": int(len(xf)), "bic_gain": gain, "parts": sizes.tolist(),
+            "stability": stability, "split": bool(ok), "_part": part}
+
+
 def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    min_fraction: float = 0.05, min_stability: float = 0.9,
                    max_clusters: int | None = None, covariance_type: str = "full",
                    min_bic_gain: float = SPLIT_MIN_BIC_GAIN, max_parts: int = 2,
-                   max_members: int | None = SPLIT_MAX_MEMBERS) -> tuple[np.ndarray, list[dict]]:
+                   max_members: int | None = SPLIT_MAX_MEMBERS, n_jobs: int | None = 1) -> tuple[np.ndarray, list[dict]]:
     """Split every cluster that holds two (or up to ``max_parts``) populations (X-means-style test in
     the cluster's own PCA).
 
@@ -237,40 +309,17 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     Gaussian (which two go together is arbitrary) while its four-way split does (SPLIT_MAX_PARTS). New clusters
     get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). A cluster of more
     than ``max_members`` is tested on a seeded random sample of that many (SPLIT_MAX_MEMBERS; None: all),
-    the PCA and mixtures fitted to it then labelling every member. Returns (labels, one record per
-    tested cluster; ``tested`` is how many members the fits saw).
+    the PCA and mixtures fitted to it then labelling every member. The clusters are tested on
+    ``n_jobs`` processes (:func:`parallel_map`; the result does not depend on it). Returns (labels, one
+    record per tested cluster; ``tested`` is how many members the fits saw).
     """
     labels = np.asarray(labels).copy()
     nxt = int(labels.max()) + 1
-    records = []
-    for c in range(int(labels.max()) + 1):
-        sel = np.flatnonzero(labels == c)
-        need = 2 * max(dims + 1, 2)
-        if len(sel) < need:
-            continue
-        fitted = sel
-        if max_members is not None and len(sel) > max_members:
-            fitted = np.sort(np.random.default_rng(seed + c).choice(sel, max_members, replace=False))
-        d = int(min(dims, len(fitted) - 1, features.shape[1]))
-        pca = PCA(n_components=d, svd_solver="full", random_state=seed)
-        # fit_transform, as before the cap: its projections differ from transform's in the last bits
-        zl = pca.fit_transform(features[fitted].astype(np.float64))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            one = GaussianMixture(1, covariance_type="full", reg_covar=reg_covar, random_state=seed).fit(zl)
-            fits = [GaussianMixture(k, covariance_type=covariance_type, reg_covar=reg_covar, random_state=seed,
-                                    n_init=SPLIT_N_INIT).fit(zl) for k in range(2, max(2, max_parts) + 1)]
-            best = min(fits, key=lambda g: g.bic(zl))
-            again = GaussianMixture(best.n_components, covariance_type=covariance_type, reg_covar=reg_covar,
-                                    random_state=seed + 7919, n_init=SPLIT_N_INIT).fit(zl)
-        gain = float(one.bic(zl) - best.bic(zl))
-        za = zl if fitted is sel else pca.transform(features[sel].astype(np.float64))  # every member
-        part = relabel_consecutive(best.predict(za))
-        sizes = np.bincount(part, minlength=best.n_components)
-        stability = agreement(part, again.predict(za))
-        ok = gain > min_bic_gain and sizes.min() >= max(min_fraction * len(sel), d + 1) and stability >= min_stability
-        records.append({"cluster": c, "size": int(len(sel)), "tested": int(len(fitted)), "bic_gain": gain,
-                        "parts": sizes.tolist(), "stability": stability, "split": bool(ok), "_part": part, "_members": sel})
+    members = [np.flatnonzero(labels == c) for c in range(nxt)]
+    options = (dims, seed, reg_covar, min_fraction, min_stability, covariance_type, min_bic_gain, max_parts, max_members)
+    tested = [c for c in range(nxt) if len(members[c]) >= 2 * max(dims + 1, 2)]
+    done = parallel_map(_test_cluster, [(features[members[c]], seed + c, *options) for c in tested], n_jobs)
+    records = [{"cluster": c, **r, "_members": members[c]} for c, r in zip(tested, done)]
     room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
     for r in sorted([r for r in records if r["split"]], key=lambda r: -r["bic_gain"]):
         new_parts = len(r["parts"]) - 1  # part 0 keeps the cluster's number
@@ -288,14 +337,16 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
 
 def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed: int = 0, reg_covar: float = 1e-5,
                    covariance_type: str = "full", min_bic_gain: float = SPLIT_MIN_BIC_GAIN,
-                   parents: np.ndarray | None = None, max_members: int | None = SPLIT_MAX_MEMBERS) -> tuple[np.ndarray, list[dict]]:
+                   parents: np.ndarray | None = None, max_members: int | None = SPLIT_MAX_MEMBERS,
+                   n_jobs: int | None = 1) -> tuple[np.ndarray, list[dict]]:
     """Merge clusters that the split test cannot tell apart: the converse of :func:`split_clusters`.
 
-    For every pair of clusters, their union is given to ``split_clusters`` (same ``dims``,
+    For every pair of clusters, their union is given to ``split_clusters``'s test (same ``dims``,
     ``covariance_type``, ``min_bic_gain`` and ``max_members``); a pair it declines to split is one population. The
     declined pair with the lowest BIC gain is merged first, then the pairs of the merged cluster are
     tested again, until every pair is split. Meant for rotation-invariant descriptors: clusters that
-    differ only in how the particles sit (orientation) are one population there.
+    differ only in how the particles sit (orientation) are one population there. The pairs of each
+    round are tested on ``n_jobs`` processes (:func:`parallel_map`; the result does not depend on it).
 
     ``parents``: each member's cluster before a ``split_clusters`` that made ``labels``. Clusters cut
     from one parent are never merged with each other (nor a merged cluster with a sibling of any of its
@@ -310,19 +361,22 @@ def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     # the parent clusters each cluster's members came from (sets, so that merged clusters keep all)
     origin = {c: ({int(v) for v in np.unique(np.asarray(parents)[labels == c])} if parents is not None else set())
               for c in range(int(labels.max()) + 1)}
+    # split_clusters' test of the union as one cluster (number 0: sample seed = seed), default
+    # min_fraction and min_stability, two parts
+    options = (dims, seed, reg_covar, 0.05, 0.9, covariance_type, min_bic_gain, 2, max_members)
 
-    def test(a, b):
-        if origin[a] & origin[b]:  # siblings of one split: kept apart
-            return None
-        sel = (labels == a) | (labels == b)
-        _, recs = split_clusters(features[sel], np.zeros(int(sel.sum()), int), dims=dims, seed=seed, reg_covar=reg_covar,
-                                 covariance_type=covariance_type, min_bic_gain=min_bic_gain, max_members=max_members)
-        # too few members to test (no record): left apart
-        return None if not recs or recs[0]["split"] else recs[0]["bic_gain"]
+    def test(pairs) -> None:
+        """gains[pair]: the BIC gain of a declined split of the union, or None (split, too few
+        members to test, or siblings of one split: left apart)."""
+        todo = [(a, b) for a, b in pairs if not origin[a] & origin[b]]
+        done = parallel_map(_test_cluster, [(features[(labels == a) | (labels == b)], seed, *options) for a, b in todo], n_jobs)
+        for pair in pairs:
+            gains[pair] = None
+        for pair, r in zip(todo, done):
+            gains[pair] = None if r is None or r["split"] else r["bic_gain"]
 
-    for a in range(int(labels.max()) + 1):
-        for b in range(a + 1, int(labels.max()) + 1):
-            gains[(a, b)] = test(a, b)
+    k = int(labels.max()) + 1
+    test([(a, b) for a in range(k) for b in range(a + 1, k)])
     records = []
     while True:
         declined = {pair: g for pair, g in gains.items() if g is not None}
@@ -333,8 +387,7 @@ def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
         labels[labels == b] = a
         origin[a] |= origin.pop(b)
         gains = {pair: v for pair, v in gains.items() if b not in pair}
-        for c in {x for pair in gains for x in pair} - {a}:
-            gains[(min(a, c), max(a, c))] = test(a, c)
+        test([(min(a, c), max(a, c)) for c in sorted({x for pair in gains for x in pair} - {a})])
     return relabel_consecutive(labels), records
 
 

@@ -90,13 +90,15 @@ def store_radial_features(store, batch_size: int = 256, standardise: bool = True
 
 
 def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, split_dims: int = 24,
-                   seed: int = 0, reg_covar: float = 1e-5, max_rounds: int = 8, max_parts: int | None = None) -> np.ndarray:
+                   seed: int = 0, reg_covar: float = 1e-5, max_rounds: int = 8, max_parts: int | None = None,
+                   n_jobs: int | None = 1) -> np.ndarray:
     """Classical clustering of (standardised) radial descriptors: PCA to ``pca_components``, the
     Gaussian mixture with the lowest BIC over ``candidates`` K (gmm.fit_mixtures) among those whose
     every cluster has more members than dimensions (else the smallest K), then every cluster
     tested again for 2 to ``max_parts`` (default gmm.SPLIT_MAX_PARTS) populations in its own PCA to
     ``split_dims`` dimensions (at most the descriptor's) with one full vs several tied Gaussians
     (gmm.split_clusters), repeated until no cluster splits, at most ``max(candidates)`` clusters.
+    The fits run on ``n_jobs`` processes (gmm.parallel_map; the labels do not depend on it).
     Returns labels 0..K-1.
 
     Why the recursive split: the global mixture sees the large differences between classes (the
@@ -114,7 +116,7 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
     features = np.asarray(features, np.float64)
     candidates = sorted(set(int(k) for k in candidates))
     z = fit_pca(features, pca_components, seed).transform(features)
-    _, fits = fit_mixtures(z, candidates, reg_covar=reg_covar, seed=seed)
+    _, fits = fit_mixtures(z, candidates, reg_covar=reg_covar, seed=seed, n_jobs=n_jobs)
     labels = None
     for fit in sorted(fits.values(), key=lambda f: f.bic):
         labels = fit.mixture.predict(z)
@@ -128,7 +130,8 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
     labels = relabel_consecutive(labels)
     for r in range(max_rounds):
         labels, records = split_clusters(features, labels, dims=split_dims, seed=seed + r, reg_covar=reg_covar,
-                                         max_clusters=max(candidates), covariance_type="tied", max_parts=max_parts)
+                                         max_clusters=max(candidates), covariance_type="tied", max_parts=max_parts,
+                                         n_jobs=n_jobs)
         if not any(rec["split"] for rec in records):
             break
     return relabel_consecutive(labels)
