@@ -10,8 +10,10 @@ Per N (default 2,000, 20,000 and 200,000 subtomograms):
    SPLIT_N_INIT restarts each) and radial merge test (gmm.merge_clusters, every pair of clusters).
 Steps 2–3 run on synthetic descriptors of the real length: 8 well-separated Gaussian clusters of
 equal size, so the split test finds nothing to split and the merge test declines every pair (each
-pair is one two-part fit — the common case once K is right). Prints seconds per step and per vector
-and writes bench/results/radial_cost.json. Not a timed test.
+pair is one two-part fit — the common case once K is right). Steps 2–3 run on ``--jobs`` processes
+(gmm.parallel_map; default -1, every CPU, as DISCA; 1 for the single-process cost). Prints seconds
+per step and per vector and writes bench/results/radial_cost.json (radial_cost_jobs1.json etc. for
+another --jobs). Not a timed test.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def main() -> None:
     ap.add_argument("--max-members", type=int, default=None,
                     help="the E-step tests' member cap (default gmm.SPLIT_MAX_MEMBERS; 0: none, to see what the cap "
                          "saves; the warm-up clustering keeps the default)")
+    ap.add_argument("--jobs", type=int, default=-1, help="processes for the fits (default -1: every CPU, as DISCA)")
     args = ap.parse_args()
 
-    from discaflow.gmm import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
+    from discaflow.gmm import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, resolve_jobs, split_clusters
     from discaflow.radial import cluster_radial
 
     cap = SPLIT_MAX_MEMBERS if args.max_members is None else (args.max_members or None)
@@ -72,14 +75,14 @@ def main() -> None:
     for n in args.sizes:
         x = synthetic_descriptors(n, dims, args.clusters)
         t = time.perf_counter()
-        labels = cluster_radial(x, range(2, 21))
+        labels = cluster_radial(x, range(2, 21), n_jobs=args.jobs)
         t_warm = time.perf_counter() - t
         t = time.perf_counter()
         _, recs = split_clusters(x, labels, dims=24, max_clusters=20, covariance_type="tied", max_parts=SPLIT_MAX_PARTS,
-                                 max_members=cap)
+                                 max_members=cap, n_jobs=args.jobs)
         t_split = time.perf_counter() - t
         t = time.perf_counter()
-        merged, merges = merge_clusters(x, labels, dims=24, covariance_type="tied", max_members=cap)
+        merged, merges = merge_clusters(x, labels, dims=24, covariance_type="tied", max_members=cap, n_jobs=args.jobs)
         t_merge = time.perf_counter() - t
         row = {"n": n, "k_found": int(labels.max() + 1), "splits": int(sum(r["split"] for r in recs)),
                "merges": len(merges), "descriptor_seconds_projected": n / rate, "warmup_clustering_seconds": t_warm,
@@ -90,9 +93,10 @@ def main() -> None:
               f"({row['splits']} splits, {row['merges']} merges)", flush=True)
     per_estep = [(r["split_test_seconds"] + r["merge_test_seconds"]) / r["n"] for r in rows]
     print(f"split + merge time per vector at N = {rows[-1]['n']} / at N = {rows[0]['n']}: {per_estep[-1] / per_estep[0]:.2f} "
-          f"(1.0 = linear); SPLIT_N_INIT {SPLIT_N_INIT}, SPLIT_MAX_PARTS {SPLIT_MAX_PARTS}, member cap {cap}, {args.clusters} clusters")
-    write_result("radial_cost" + ("" if cap == SPLIT_MAX_MEMBERS else f"_cap{cap}"), {
-        "max_members": cap, "descriptor_rate_per_s": rate, "descriptor_length": dims, "clusters": args.clusters,
+          f"(1.0 = linear); SPLIT_N_INIT {SPLIT_N_INIT}, SPLIT_MAX_PARTS {SPLIT_MAX_PARTS}, member cap {cap}, {args.clusters} clusters, "
+          f"{resolve_jobs(args.jobs)} processes")
+    write_result("radial_cost" + ("" if cap == SPLIT_MAX_MEMBERS else f"_cap{cap}") + ("" if args.jobs == -1 else f"_jobs{args.jobs}"), {
+        "max_members": cap, "n_jobs": args.jobs, "processes": resolve_jobs(args.jobs), "descriptor_rate_per_s": rate, "descriptor_length": dims, "clusters": args.clusters,
         "split_n_init": SPLIT_N_INIT, "split_max_parts": SPLIT_MAX_PARTS, "rows": rows,
         "split_merge_time_per_vector_ratio": per_estep[-1] / per_estep[0]})
 
