@@ -243,9 +243,9 @@ SPLIT_MAX_PARTS = 4
 # larger cluster is tested on a random sample of this many (seeded), and the fitted mixture then labels
 # every member. Why: (1) cost — every test fits SPLIT_N_INIT restarts of 2 to SPLIT_MAX_PARTS parts, and
 # the merge test one union per pair of clusters, each fit's cost growing with its members; capped, one
-# E-step's split + merge tests took ~10 min at 200,000 on 2 shared cores (bench/radial_cost.py; the
-# uncapped cost was not run); (2) calibration — SPLIT_MIN_BIC_GAIN and min_fraction were measured on
-# clusters of 50–400 members, and for a given departure from a Gaussian (a pure class's orientations
+# E-step's split + merge tests took ~10 min at 200,000 on 2 shared cores before the fits were made
+# single-threaded, 15 s after on 2 idle cores (bench/radial_cost.py; the uncapped cost was not run);
+# (2) calibration — SPLIT_MIN_BIC_GAIN and min_fraction were measured on clusters of 50–400 members, and for a given departure from a Gaussian (a pure class's orientations
 # under the missing wedge) the BIC gain grows in proportion to the members, so on tens of thousands the
 # threshold would stop meaning what was measured (argued, not measured). Every run measured so far had
 # clusters and merge pairs below this cap (the K check: 800 subtomograms), so their results do not
