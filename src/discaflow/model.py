@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 
+from discaflow.cpu import BFLOAT16_CPU_FLAGS, cpu_has_native_bfloat16, prefer_onednn  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # before TensorFlow is imported (em.configure_tensorflow turns it off for deterministic runs)
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
-
-from discaflow.cpu import BFLOAT16_CPU_FLAGS, cpu_has_native_bfloat16  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 log = logging.getLogger(__name__)
