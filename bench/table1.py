@@ -12,8 +12,13 @@ Methods:
               had the old defaults: over-partition warm-up, the network's split test, no recalibration
   reference   the published design run by our code: K ∈ {5, 10, 20} by BIC, float32, every rotated
               copy computed up front and held in memory (`materialise_augmentation`), BatchNorm
-              statistics left to their moving averages (`batchnorm_samples` 0); the network
-              and training settings are the preset's, the same as ours, so that only the design differs
+              statistics left to their moving averages (`batchnorm_samples` 0), TensorFlow's own
+              choice of CPU kernels (the published code does not set TF_ENABLE_ONEDNN_OPTS; stock
+              TensorFlow turns oneDNN on only on CPUs with VNNI, AVX512_BF16 or AMX, while discaflow
+              asks for it everywhere: discaflow.cpu.prefer_onednn); the network and training settings
+              are the preset's, the same as ours, so that only the design and the implementation differ.
+              Each DISCA method runs in a child process of its own, so that each imports TensorFlow
+              with its own kernel choice (recorded in the result file).
   classical   rotation-invariant spectra + PCA + the same GMM/BIC over 2–20 (bench/baseline.py)
   classical_split  the same, then every cluster split recursively in its own descriptor space
               (discaflow.radial.cluster_radial; added 2026-12-02)
@@ -102,6 +107,51 @@ def run_disca(store: Path, state_dir: Path, params: dict) -> dict:
             "seconds_total": float(np.sum(seconds)), "k_per_iteration": [h["k"] for h in em.history_]}
 
 
+def tensorflow_default_onednn() -> bool:
+    """Whether stock TensorFlow turns its oneDNN kernels on for this CPU: asked of TensorFlow in a child
+    process with TF_ENABLE_ONEDNN_OPTS unset."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    probe = "from tensorflow.python.util import _pywrap_util_port as p; print(int(p.IsMklEnabled()))"
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip().splitlines()[-1] == "1"
+
+
+def run_disca_child(store: Path, state_dir: Path, params: dict, onednn: str | None) -> dict:
+    """run_disca in a spawned child process whose TensorFlow sees TF_ENABLE_ONEDNN_OPTS = ``onednn``
+    (None: unset, so discaflow.cpu.prefer_onednn decides); the child's oneDNN state is returned as
+    ``onednn``."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    saved = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    try:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        if onednn is not None:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            return pool.submit(_run_disca_reporting_onednn, store, state_dir, params).result()
+    finally:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        if saved is not None:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = saved
+
+
+def _run_disca_reporting_onednn(store: Path, state_dir: Path, params: dict) -> dict:
+    out = run_disca(store, state_dir, params)
+    from joblib.externals.loky import get_reusable_executor
+    from tensorflow.python.util import _pywrap_util_port
+
+    # the E-step's worker processes (gmm.parallel_map) would otherwise keep this child from exiting
+    # until their idle timeout: a multiprocessing child joins its own children at exit
+    get_reusable_executor().shutdown(wait=True)
+    return {**out, "onednn": bool(_pywrap_util_port.IsMklEnabled())}
+
+
 def run_classical(store: Path, params: dict, split: bool = False) -> dict:
     from baseline import baseline
 
@@ -132,9 +182,10 @@ def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, pa
             continue
         t = time.perf_counter()
         if method == "discaflow":
-            out[method] = run_disca(store, folder / "discaflow", params)
+            out[method] = run_disca_child(store, folder / "discaflow", params, None)
         elif method == "reference":
-            out[method] = run_disca(store, folder / "reference", {**params, **REFERENCE_DESIGN})
+            stock = "1" if tensorflow_default_onednn() else "0"
+            out[method] = run_disca_child(store, folder / "reference", {**params, **REFERENCE_DESIGN}, stock)
         else:
             out[method] = run_classical(store, params, split=method == "classical_split")
         print(f"   {name} {method}: K = {out[method]['k']}, homogeneity {out[method]['homogeneity']:.3f} "
