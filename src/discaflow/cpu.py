@@ -39,8 +39,9 @@ def prefer_onednn() -> None:
     already says either way; takes effect only before TensorFlow is imported.
 
     Why: TensorFlow turns them on by default only on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX.
-    Measured on an AVX2-only AMD EPYC, 2 cores (2026-12-03, beside a DISCA run; the narrow YOPO of the
-    Table 1 cpu preset, batch 64, float32): training 5.8–6.5 → 12.0–14.7 subtomograms/s, inference
-    28–38 → 52–62/s — mostly the Conv3D gradients (the six layers' input and filter gradients
-    3.2 + 3.3 s → 1.1 + 1.3 s per batch). Deterministic runs turn them off (em.configure_tensorflow)."""
+    Measured on an AVX2-only AMD EPYC, 2 idle cores (2026-12-03, batch 64, float32): the narrow YOPO of
+    the Table 1 cpu preset trained 11.7 → 30.4 subtomograms/s and inferred 44.5 → 99.3/s, the reference
+    YOPO 2.2 → 3.2/s and 8.1 → 10.5/s; mostly the Conv3D gradients (the narrow network's input and filter
+    gradients 3.2 + 3.3 s → 1.1 + 1.3 s per batch, beside a DISCA run). A Table 1 cpu-preset DISCA
+    iteration: 1.5× faster (bench/README.md). Deterministic runs turn them off (em.configure_tensorflow)."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
