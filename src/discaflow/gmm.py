@@ -317,9 +317,9 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     nxt = int(labels.max()) + 1
     members = [np.flatnonzero(labels == c) for c in range(nxt)]
     options = (dims, seed, reg_covar, min_fraction, min_stability, covariance_type, min_bic_gain, max_parts, max_members)
-    tested = [c for c in range(nxt) if len(members[c]) >= 2 * max(dims + 1, 2)]
-    done = parallel_map(_test_cluster, [(features[members[c]], seed + c, *options) for c in tested], n_jobs)
-    records = [{"cluster": c, **r, "_members": members[c]} for c, r in zip(tested, done)]
+    done = parallel_map(_test_cluster, [(features[members[c]], seed + c, *options) for c in range(nxt)], n_jobs)
+    # a cluster too small to test (None) gets no record
+    records = [{"cluster": c, **r, "_members": members[c]} for c, r in enumerate(done) if r is not None]
     room = len(records) + 10**9 if max_clusters is None else max(0, max_clusters - nxt)
     for r in sorted([r for r in records if r["split"]], key=lambda r: -r["bic_gain"]):
         new_parts = len(r["parts"]) - 1  # part 0 keeps the cluster's number
