@@ -81,6 +81,8 @@ def load_bundle(path) -> Bundle:
             arrays = {k: z[k] for k in ("pca_mean", "pca_components", "weights", "means", "covariances")}
         import keras
 
+        import discaflow.model  # noqa: F401  (registers the network's own layers for loading)
+
         feature_model = keras.models.load_model(path / "features.keras", safe_mode=True)
     except InputError:
         raise
@@ -98,12 +100,14 @@ def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
     n = len(store)
     if n == 0:
         raise InputError(f"{store.path}: the store holds no subtomograms")
+    from discaflow.model import predict_batch
+
     feats = np.empty((n, bundle.feature_model.output_shape[-1]), np.float32)
     for s in range(0, n, batch_size):
         x = store.read(s, s + batch_size)
         if not np.isfinite(x).all():
             raise InputError(f"{store.path}: NaN or Inf in subtomograms {s}-{s + len(x) - 1}; re-extract the dataset")
-        feats[s: s + len(x)] = np.asarray(bundle.feature_model(x[..., None], training=False), np.float32)
+        feats[s: s + len(x)] = predict_batch(bundle.feature_model, x)
         if progress:
             progress(min(n, s + batch_size), n)
     z = (feats.astype(np.float64) - bundle.pca_mean) @ bundle.pca_components.T

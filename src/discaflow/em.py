@@ -390,7 +390,7 @@ class Trainer:
         for start, x in zip(range(0, self.n, batch_size),
                             _prefetch(lambda s: self.store.read(s, s + batch_size), range(0, self.n, batch_size))):
             self.stop.check()
-            out[start: start + len(x)] = np.asarray(feature_model(x[..., None], training=False), np.float32)
+            out[start: start + len(x)] = self.M.predict_batch(feature_model, x)
         return out
 
     def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, iteration: int) -> float:
@@ -474,7 +474,7 @@ class Trainer:
             for c in range(p.whitening_copies):
                 self.stop.check()
                 copies = random_rotation_batch(x, rng, wedge=wedge)
-                out[s: s + len(x), c] = np.asarray(feature_model(copies[..., None], training=False), np.float32)
+                out[s: s + len(x), c] = self.M.predict_batch(feature_model, copies)
         return copy_whitening(out)
 
     def train_head(self, head, features: np.ndarray, targets: np.ndarray, iteration: int) -> None:
@@ -825,6 +825,7 @@ def export_result(state_dir, store_path, out_dir) -> dict:
     import h5py
     import keras
 
+    import discaflow.model  # noqa: F401  (registers the network's own layers for loading)
     from discaflow.bundle import labels_table, load_bundle, predict_store, write_bundle
     from discaflow.io.atomic import atomic_path
     from discaflow.io.star import write_star
