@@ -94,17 +94,19 @@ def simulate(path: Path, names, snr: float, tilt: int, per_class: int) -> Path:
 
 
 def run_disca(store: Path, state_dir: Path, params: dict) -> dict:
-    from discaflow.em import DiscaEM
+    from discaflow.em import DiscaEM, resolve_precision
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
 
     em = DiscaEM(**params).fit(store, state_dir)
+    precision = resolve_precision(em.params.precision, em.params.deterministic)  # what "auto" meant on this machine
     with SubtomogramStore(store) as s:
         truth = s.column("label")
     seconds = [h["seconds"]["total"] for h in em.history_]
     return {**clustering_scores(truth, em.labels_), "iterations": len(em.history_), "converged": em.converged_,
             "best_iteration": em.best_iteration_, "seconds_per_iteration": float(np.mean(seconds)),
-            "seconds_total": float(np.sum(seconds)), "k_per_iteration": [h["k"] for h in em.history_]}
+            "seconds_total": float(np.sum(seconds)), "k_per_iteration": [h["k"] for h in em.history_],
+            "precision": precision}
 
 
 def tensorflow_default_onednn() -> bool:

@@ -43,53 +43,34 @@ def set_precision(precision: str) -> None:
 
 
 @keras.saving.register_keras_serializable(package="discaflow")
-class GlobalMaxPool3D(layers.Layer):
-    """Global max pooling of (n, d, h, w, c) to (n, c) through one max-pooling window over the whole
-    volume: the same values as ``keras.layers.GlobalMaxPooling3D``, whose TensorFlow gradient is a
-    chain of element-wise ops (compare with the maximum, count, divide, tile, multiply) over the whole
-    activation volume; the pooling op has one fused gradient kernel. Measured (2026-12-03, Xeon with
-    AMX, 2 cores, narrow YOPO of the Table 1 cpu preset, batch 64, mixed_bfloat16): training
-    91 → 104 subtomograms/s, inference 518 → 631/s. Where a maximum is tied the gradient goes to one
-    of the tied voxels instead of being shared among them."""
-
-    def call(self, x):
-        window = tuple(int(d) for d in x.shape[1:4])
-        pooled = keras.ops.max_pool(x, pool_size=window, strides=window, padding="valid")
-        return keras.ops.reshape(pooled, (-1, x.shape[-1]))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="discaflow")
 class FusedBatchNormalization(layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` (axis -1, no mask or renorm) computed by TensorFlow's fused
-    batch-normalisation kernel on 5-D inputs, in the input's precision (statistics in float32 inside
-    the kernel). Keras 3 normalises with separate element-wise ops in float32 and casts bfloat16
-    activations up and back around them, which made the non-convolution ops most of a mixed_bfloat16
-    training step on CPU. Same moving-statistics update as Keras (momentum, biased batch variance);
-    other inputs and backends fall back to the Keras implementation."""
+    """``keras.layers.BatchNormalization`` whose training-mode pass on 5-D inputs (axis -1, no mask or
+    renorm, TensorFlow backend) runs TensorFlow's fused batch-normalisation kernel in the input's
+    precision (statistics in float32 inside the kernel); inference and every other case are Keras's own.
+    Keras 3 normalises with separate element-wise ops in float32 and, under mixed_bfloat16, casts the
+    activations up and back around them: most of a bfloat16 training step's non-convolution time on
+    CPU. Same moving-statistics update as Keras (momentum, biased batch variance); same outputs and
+    gradients (tests/test_disca.py). Measured (2026-12-03, Xeon with AMX, 2 cores, narrow YOPO of the
+    Table 1 cpu preset, batch 64, two runs each): training 85 → 106 subtomograms/s in mixed_bfloat16,
+    50 → 54/s in float32. (Fused inference was not faster; and global max pooling through the pooling
+    op, tried alongside, lost half of its gradients in bfloat16 graphs with oneDNN — networks stopped
+    learning — so the Keras pooling layer stays.)"""
 
     def call(self, inputs, training=None, mask=None):
-        if (mask is not None or self.renorm or len(inputs.shape) != 5 or self.axis not in (-1, 4)
-                or keras.backend.backend() != "tensorflow"):
+        if (not (training and self.trainable) or mask is not None or self.renorm or len(inputs.shape) != 5
+                or self.axis not in (-1, 4) or keras.backend.backend() != "tensorflow"):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
         gamma = self.gamma if self.scale else tf.ones_like(self.moving_mean)
         beta = self.beta if self.center else tf.zeros_like(self.moving_mean)
-        if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(inputs, gamma, beta, epsilon=self.epsilon,
-                                                                 data_format="NDHWC", is_training=True)
-            # the kernel returns the unbiased variance; Keras keeps the biased one
-            n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
-            variance = variance * (n - 1.0) / n
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(inputs, gamma, beta, mean=self.moving_mean,
-                                                       variance=self.moving_variance, epsilon=self.epsilon,
-                                                       data_format="NDHWC", is_training=False)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(inputs, gamma, beta, epsilon=self.epsilon,
+                                                             data_format="NDHWC", is_training=True)
+        # the kernel returns the unbiased variance; Keras keeps the biased one
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
+        variance = variance * (n - 1.0) / n
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return keras.ops.cast(y, self.compute_dtype)
 
 
@@ -110,7 +91,7 @@ def build_feature_model(box_vox: int = 24, n_blocks: int = 10, first_filters: in
         x = layers.Conv3D(f, 3, padding="valid", kernel_initializer=init, bias_initializer="zeros", name=f"conv{i + 1}")(x)
         x = layers.ELU(name=f"elu{i + 1}")(x)
         x = FusedBatchNormalization(name=f"bn{i + 1}")(x)
-        pooled.append(GlobalMaxPool3D(name=f"max{i + 1}")(x))
+        pooled.append(layers.GlobalMaxPooling3D(name=f"max{i + 1}")(x))
     m = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
     m = layers.BatchNormalization(name="bn_concat")(m)
     out = layers.Dense(feature_dim, kernel_initializer=init, bias_initializer="zeros", name="features", dtype="float32")(m)
