@@ -116,7 +116,7 @@ def predict_batch(feature_model: keras.Model, x):
     """Features of one batch of subtomograms, shape (n, b, b, b) or (n, b, b, b, 1), in inference mode,
     as a float32 array. Runs Keras's compiled predict step (traced once per model and batch shape), not
     an eager call: measured (2026-12-03, Xeon with AMX, 2 cores, narrow YOPO of the Table 1 cpu preset,
-    mixed_bfloat16, batches of 128) 345 → 711 subtomograms/s."""
+    mixed_bfloat16, batches of 128, the layers of a415357, two runs) 240 → 380–470 subtomograms/s."""
     x = np.asarray(x, np.float32)
     return np.asarray(feature_model.predict_on_batch(x if x.ndim == 5 else x[..., None]), np.float32)
 
