@@ -120,6 +120,17 @@ def test_fused_batchnorm_computes_what_the_keras_layer_does(precision, tmp_path)
         set_precision("float32")
 
 
+def test_predict_batch_pads_a_short_batch_without_changing_its_features():
+    from discaflow.model import build_feature_model, predict_batch, set_precision
+
+    set_precision("float32")
+    m = build_feature_model(12, n_blocks=2, first_filters=4, filter_step=4, feature_dim=8)
+    x = np.random.default_rng(3).standard_normal((5, 12, 12, 12)).astype(np.float32)
+    padded = predict_batch(m, x, pad_to=8)
+    assert padded.shape == (5, 8) and padded.dtype == np.float32
+    np.testing.assert_allclose(padded, np.asarray(m(x[..., None], training=False)), rtol=1e-4, atol=1e-5)
+
+
 def test_batchnorm_recalibration_matches_the_data():
     import keras
 

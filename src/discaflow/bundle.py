@@ -107,7 +107,7 @@ def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
         x = store.read(s, s + batch_size)
         if not np.isfinite(x).all():
             raise InputError(f"{store.path}: NaN or Inf in subtomograms {s}-{s + len(x) - 1}; re-extract the dataset")
-        feats[s: s + len(x)] = predict_batch(bundle.feature_model, x)
+        feats[s: s + len(x)] = predict_batch(bundle.feature_model, x, pad_to=batch_size)
         if progress:
             progress(min(n, s + batch_size), n)
     z = (feats.astype(np.float64) - bundle.pca_mean) @ bundle.pca_components.T

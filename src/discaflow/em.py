@@ -390,7 +390,7 @@ class Trainer:
         for start, x in zip(range(0, self.n, batch_size),
                             _prefetch(lambda s: self.store.read(s, s + batch_size), range(0, self.n, batch_size))):
             self.stop.check()
-            out[start: start + len(x)] = self.M.predict_batch(feature_model, x)
+            out[start: start + len(x)] = self.M.predict_batch(feature_model, x, pad_to=batch_size)
         return out
 
     def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, iteration: int) -> float:
@@ -474,7 +474,7 @@ class Trainer:
             for c in range(p.whitening_copies):
                 self.stop.check()
                 copies = random_rotation_batch(x, rng, wedge=wedge)
-                out[s: s + len(x), c] = self.M.predict_batch(feature_model, copies)
+                out[s: s + len(x), c] = self.M.predict_batch(feature_model, copies, pad_to=p.batch_size)
         return copy_whitening(out)
 
     def train_head(self, head, features: np.ndarray, targets: np.ndarray, iteration: int) -> None:
