@@ -63,11 +63,9 @@ def main() -> None:
     ap.add_argument("--max-shift", type=float, default=2.0, help="voxels")
     args = ap.parse_args()
 
-    import keras
-
     from discaflow.em import DiscaEM, iteration_dir, resolve_precision
     from discaflow.io.store import SubtomogramStore
-    from discaflow.model import set_precision
+    from discaflow.model import load_model, set_precision
 
     root = Path(args.state_dir)
     with SubtomogramStore(root / "set.h5") as s:
@@ -90,7 +88,7 @@ def main() -> None:
     fig = {"state_dir": str(root), "best_iteration": best, "per_class": args.per_class, "copies": args.copies,
            "max_shift_vox": args.max_shift}
     for name, path in models.items():
-        net = keras.models.load_model(path, safe_mode=True).get_layer("yopo_features")
+        net = load_model(path).get_layer("yopo_features")
 
         def feats(v):
             return np.concatenate([np.asarray(net(v[i: i + 128, ..., None], training=False), np.float32)

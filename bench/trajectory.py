@@ -33,9 +33,9 @@ def linear_probe(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    import discaflow.model  # noqa: F401  (registers the network's own layers for loading)
+    from discaflow.model import load_model
 
-    classifier = keras.models.load_model(model_path, safe_mode=True)
+    classifier = load_model(model_path)
     features = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the YOPO feature model
     f = np.concatenate([np.asarray(features(x[i: i + 100, ..., None], training=False), np.float32)
                         for i in range(0, len(x), 100)])

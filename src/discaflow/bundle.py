@@ -79,11 +79,9 @@ def load_bundle(path) -> Bundle:
             raise ValueError("wrong format tag")
         with np.load(path / "mixture.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("pca_mean", "pca_components", "weights", "means", "covariances")}
-        import keras
+        from discaflow.model import load_model
 
-        import discaflow.model  # noqa: F401  (registers the network's own layers for loading)
-
-        feature_model = keras.models.load_model(path / "features.keras", safe_mode=True)
+        feature_model = load_model(path / "features.keras")
     except InputError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types

@@ -620,7 +620,7 @@ class DiscaEM:
                 # Every iteration starts from the saved model, as a resumed run does: a run that was
                 # killed and resumed is then bit-identical to one that never stopped.
                 model_dir = iteration_dir(state_dir, i - 1) if i else state_dir / "init"
-                classifier = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
+                classifier = M.load_model(model_dir / "model.keras")
                 keras.utils.set_random_seed(p.seed * 1000 + i)
                 finished, classifier, prev_labels = self._iteration(i, classifier, prev_labels, trainer, state_dir)
                 ran += 1
@@ -823,18 +823,17 @@ def export_result(state_dir, store_path, out_dir) -> dict:
     ``history.json`` and ``bundle/``.
     """
     import h5py
-    import keras
 
-    import discaflow.model  # noqa: F401  (registers the network's own layers for loading)
     from discaflow.bundle import labels_table, load_bundle, predict_store, write_bundle
     from discaflow.io.atomic import atomic_path
     from discaflow.io.star import write_star
+    from discaflow.model import load_model
 
     state_dir, out_dir = Path(state_dir), Path(out_dir)
     em = DiscaEM()._load_result(state_dir)
     b = em.best_iteration_
     model_dir = iteration_dir(state_dir, b - 1) if b > 0 else state_dir / "init"
-    classifier = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
+    classifier = load_model(model_dir / "model.keras")
     with np.load(iteration_dir(state_dir, b) / "mixture.npz") as m:
         mixture = {k: m[k] for k in m.files}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,12 @@ def build_classifier(feature_model: keras.Model, head: keras.Model) -> keras.Mod
     return keras.Model(inp, head(feature_model(inp)), name="yopo")
 
 
+def load_model(path) -> keras.Model:
+    """A network saved by discaflow (``.keras``), loaded with ``safe_mode=True``; importing this module
+    has registered the network's own layers (FusedBatchNormalization) that the file names."""
+    return keras.models.load_model(path, safe_mode=True)
+
+
 def predict_batch(feature_model: keras.Model, x, pad_to: int | None = None):
     """Features of one batch of subtomograms, shape (n, b, b, b) or (n, b, b, b, 1), in inference mode,
     as a float32 array. Runs Keras's compiled predict step (traced once per model and batch shape), not
