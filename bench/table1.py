@@ -65,6 +65,12 @@ PRESETS = {
     # ±60° cell (K, homogeneity of the result): 1e-4 → 3, 0.515; 3e-4 → 6, 0.755; 1e-3 → 5, 0.764.
     "cpu": {"per_class": 100, "snrs": [0.1, 0.01, 0.001], "tilts": [60, 40], "sample_sizes": [25, 50, 100],
             "params": {**QUICK_NET, "learning_rate": 1e-3, "max_iterations": 12}},
+    # The speed cell with the published network (YOPO: 10 blocks of 64, 80, …, 208 filters, 1,024
+    # features; DiscaParams' defaults, learning rate 1e-3 for both methods) instead of the cpu preset's
+    # narrow one, on the SNR 0.1, ±60° cell with 50 per class and one epoch per iteration, so that the
+    # reference design in float32 (~80 s per iteration on 2 cores) ends in about a quarter of an hour.
+    # `--preset speed --methods discaflow reference`.
+    "speed": {"per_class": 50, "snrs": [0.1], "tilts": [60], "sample_sizes": [50], "params": {"max_iterations": 12}},
     # the smoke preset uses the maps shipped in resources/structures/ (CI has no ../shared)
     "smoke": {"per_class": 12, "structures": ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3"), "snrs": [0.1], "tilts": [60], "sample_sizes": [12],  # checks the script runs
               "params": {"n_blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,

@@ -131,6 +131,24 @@ def test_predict_batch_pads_a_short_batch_without_changing_its_features():
     np.testing.assert_allclose(padded, np.asarray(m(x[..., None], training=False)), rtol=1e-4, atol=1e-5)
 
 
+def test_reset_random_state_gives_a_kept_network_the_dropout_noise_of_a_reloaded_one(tmp_path):
+    """An EM run keeps its network in memory between iterations; a resumed run reloads it, and Keras
+    does not save the input dropout's random stream. After reset_random_state both draw the same noise."""
+    from discaflow.model import build_feature_model, load_model, reset_random_state, set_precision
+
+    set_precision("float32")
+    m = build_feature_model(12, n_blocks=2, first_filters=4, filter_step=4, feature_dim=8, seed=3)
+    x = np.ones((2, 12, 12, 12, 1), np.float32)
+    m.save(tmp_path / "m.keras")
+    first = np.asarray(m(x, training=True))
+    second = np.asarray(m(x, training=True))
+    assert not np.allclose(first, second)  # the stream moved on
+    reloaded = load_model(tmp_path / "m.keras")
+    reset_random_state(m)
+    # (batch statistics are the same for the same input; the noise is what could differ)
+    np.testing.assert_array_equal(np.asarray(m(x, training=True)), np.asarray(reloaded(x, training=True)))
+
+
 def test_batchnorm_recalibration_matches_the_data():
     import keras
 

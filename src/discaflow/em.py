@@ -606,6 +606,7 @@ class DiscaEM:
             M.set_precision(resolve_precision(p.precision, p.deterministic))
             trainer = Trainer(store, p, stop)
             start = done[-1] + 1 if done else 0
+            classifier = None
             if start == 0:
                 keras.utils.set_random_seed(p.seed)
                 classifier = self._initial_model(store.box_vox, init_from)
@@ -617,10 +618,15 @@ class DiscaEM:
             for i in range(start, p.max_iterations):
                 if max_new_iterations is not None and ran >= max_new_iterations:
                     break
-                # Every iteration starts from the saved model, as a resumed run does: a run that was
-                # killed and resumed is then bit-identical to one that never stopped.
-                model_dir = iteration_dir(state_dir, i - 1) if i else state_dir / "init"
-                classifier = M.load_model(model_dir / "model.keras")
+                if classifier is None:  # a resumed run: the network the last complete iteration saved
+                    model_dir = iteration_dir(state_dir, i - 1) if i else state_dir / "init"
+                    classifier = M.load_model(model_dir / "model.keras")
+                # The network stays in memory from one iteration to the next (its compiled training
+                # step is reused: reloading it cost ~3 s of tracing per iteration). What a reload would
+                # reset is reset here, so that a resumed run stays bit-identical to one that never
+                # stopped (tests/test_disca.py): the input dropout's random stream (not saved by
+                # Keras) and the global seeds.
+                M.reset_random_state(classifier)
                 keras.utils.set_random_seed(p.seed * 1000 + i)
                 finished, classifier, prev_labels = self._iteration(i, classifier, prev_labels, trainer, state_dir)
                 ran += 1
