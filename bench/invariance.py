@@ -65,7 +65,7 @@ def main() -> None:
 
     from discaflow.em import DiscaEM, iteration_dir, resolve_precision
     from discaflow.io.store import SubtomogramStore
-    from discaflow.model import load_model, set_precision
+    from discaflow.model import load_model, predict_batch, set_precision
 
     root = Path(args.state_dir)
     with SubtomogramStore(root / "set.h5") as s:
@@ -90,9 +90,8 @@ def main() -> None:
     for name, path in models.items():
         net = load_model(path).get_layer("yopo_features")
 
-        def feats(v):
-            return np.concatenate([np.asarray(net(v[i: i + 128, ..., None], training=False), np.float32)
-                                   for i in range(0, len(v), 128)])
+        def feats(v):  # DISCA's own inference path: Keras's compiled predict step
+            return np.concatenate([predict_batch(net, v[i: i + 128], pad_to=128) for i in range(0, len(v), 128)])
 
         f_copies, f_orig = feats(copies), feats(originals)
         raw = _ratio(f_copies, copy_of, cls, f_orig)

@@ -33,12 +33,11 @@ def linear_probe(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from discaflow.model import load_model
+    from discaflow.model import load_model, predict_batch
 
     classifier = load_model(model_path)
     features = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the YOPO feature model
-    f = np.concatenate([np.asarray(features(x[i: i + 100, ..., None], training=False), np.float32)
-                        for i in range(0, len(x), 100)])
+    f = np.concatenate([predict_batch(features, x[i: i + 100], pad_to=100) for i in range(0, len(x), 100)])
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     return float(cross_val_score(probe, f, y, cv=5).mean())
 
