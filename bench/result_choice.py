@@ -1,7 +1,10 @@
-"""Which iteration today's result rule (`discaflow.em.result_iteration`) picks from a saved DISCA run,
-and its scores against the true labels: `python bench/result_choice.py STATE_DIR STORE`. For runs
-recorded before a rule existed: the radial DDBI is computed from the saved labels (as the E-step now
-records it) and the run is treated as recorded with `result_converged` (today's default). Prints only.
+"""Which iteration today's stop and result rules (`discaflow.em.labels_converged`,
+`discaflow.em.result_iteration`) pick from a saved DISCA run, and its scores against the true labels:
+`python bench/result_choice.py STATE_DIR STORE`. For runs recorded before a rule existed: the radial
+DDBI is computed from the saved labels (as the E-step now records it), the agreement with the labels
+of two iterations before likewise, and the run is treated as recorded with today's defaults
+(`result_converged`, `cycle_stop`): it ends at the first iteration where today's stop rule says
+converged (the saved iterations after it would not have run). Prints only.
 """
 
 from __future__ import annotations
@@ -14,26 +17,42 @@ import numpy as np
 
 
 def main() -> None:
-    from discaflow.em import completed_iterations, iteration_dir, radial_ddbi_space, read_state, result_iteration
-    from discaflow.gmm import ddbi
+    from discaflow.em import (DiscaParams, completed_iterations, iteration_dir, labels_converged, radial_ddbi_space,
+                              read_state, result_iteration)
+    from discaflow.gmm import agreement, ddbi
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
     from discaflow.radial import store_radial_features
 
     state_dir, store = Path(sys.argv[1]), sys.argv[2]
-    history = [{"result_converged": True, **read_state(state_dir, i)} for i in completed_iterations(state_dir)]
+    params = json.loads((state_dir / "params.json").read_text())["params"]  # the run's own
+    rules = DiscaParams(agreement_stop=params["agreement_stop"])  # today's stop rule at the run's threshold
+    recorded = [read_state(state_dir, i) for i in completed_iterations(state_dir)]
+    labels = [np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy") for h in recorded]
+    history = []
+    for i, h in enumerate(recorded):
+        two_back = h.get("agreement_two_back")
+        if two_back is None and i >= 2:
+            two_back = agreement(labels[i - 2], labels[i])
+        converged, cycle = labels_converged(h["agreement"], two_back, rules, h.get("in_warmup", False))
+        history.append({**h, "result_converged": True, "converged": converged, "cycle": cycle})
+        if converged:
+            break
     with SubtomogramStore(store) as s:
         truth = s.column("label")
         if any(h.get("ddbi_radial") is None for h in history):
-            params = json.loads((state_dir / "params.json").read_text())["params"]  # the run's own, as the E-step
             z = radial_ddbi_space(store_radial_features(s), params["pca_components"], params["seed"])
-            history = [{**h, "ddbi_radial": ddbi(z, np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy"))}
-                       for h in history]
+            history = [{**h, "ddbi_radial": ddbi(z, labels[h["iteration"]])} for h in history]
     best, key = result_iteration(history)
-    sc = clustering_scores(truth, np.load(iteration_dir(state_dir, best["iteration"]) / "labels.npy"))
-    print(f"{state_dir}: converged {bool(history[-1]['converged'])}, result iteration {best['iteration']} "
-          f"(chosen by {'convergence' if history[-1]['converged'] and best is history[-1] else 'lowest ' + key}): "
-          f"K = {sc['k']} (true {sc['k_true']}), homogeneity {sc['homogeneity']:.3f}, accuracy {sc['accuracy']:.3f}")
+    sc = clustering_scores(truth, labels[best["iteration"]])
+    last = history[-1]
+    how = ("convergence (a cycle: the labels of two iterations before again)" if last["cycle"] else "convergence") \
+        if last["converged"] and best is last else "lowest " + key
+    print(f"{state_dir}: recorded {len(recorded)} iterations, converged {bool(recorded[-1]['converged'])}; today's rules: "
+          f"{len(history)} iterations, converged {bool(last['converged'])}, result iteration {best['iteration']} "
+          f"(chosen by {how}): K = {sc['k']} (true {sc['k_true']}), homogeneity {sc['homogeneity']:.3f}, "
+          f"accuracy {sc['accuracy']:.3f}; seconds recorded for those iterations "
+          f"{sum(h['seconds']['total'] for h in recorded[:len(history) - 1]):.0f} + the last's E-step")
 
 
 if __name__ == "__main__":

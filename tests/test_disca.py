@@ -290,6 +290,13 @@ def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
     b = DiscaEM()._load_result(uninterrupted)
     assert np.array_equal(a.labels_, b.labels_)
     assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
+    # the cycle test reads the labels of two iterations before from disk, so a resumed run decides alike
+    from discaflow.gmm import agreement
+
+    two_back = [h["agreement_two_back"] for h in b.history_]
+    assert two_back[:2] == [None, None] and two_back == [h["agreement_two_back"] for h in a.history_]
+    assert two_back[2] == agreement(np.load(uninterrupted / "iter_000" / "labels.npy"),
+                                    np.load(uninterrupted / "iter_002" / "labels.npy"))
     for name in ("labels.csv", "labels.star", "features.h5", "bundle/bundle.json"):
         assert (tmp_path / "out" / name).exists()
     # a state directory is only resumed with the parameters that wrote it
@@ -502,6 +509,27 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     assert em.best_iteration_ == 1 and em.ddbi_ == em.history_[1]["ddbi_radial"]
     summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
     assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()
+
+
+def test_labels_converge_on_the_previous_labels_or_on_a_two_iteration_cycle():
+    """em.labels_converged: never in the warm-up; converged when the agreement with the previous
+    iteration's labels exceeds agreement_stop; with cycle_stop (default, not the paper's) also when the
+    agreement with the labels of two iterations before does, and only then "by a cycle"."""
+    from discaflow.em import REFERENCE_DESIGN, DiscaParams, labels_converged
+
+    p = DiscaParams()
+    assert labels_converged(None, None, p, False) == (False, False)  # the first iteration
+    assert labels_converged(1.0, 1.0, p, True) == (False, False)  # warm-up labels never converge
+    assert labels_converged(1.0, 0.5, p, False) == (True, False)
+    assert labels_converged(0.9995, None, p, False) == (True, False)
+    assert labels_converged(0.999, None, p, False) == (False, False)  # more than agreement_stop
+    assert labels_converged(0.996, 1.0, p, False) == (True, True)  # A, B, A: the loop alternates
+    assert labels_converged(0.996, 0.999, p, False) == (False, False)
+    assert labels_converged(0.996, 0.998, DiscaParams(agreement_stop=0.99), False) == (True, False)
+    assert labels_converged(0.996, None, p, False) == (False, False)
+    reference = DiscaParams(**REFERENCE_DESIGN)
+    assert labels_converged(0.996, 1.0, reference, False) == (False, False)  # the paper: the previous labels only
+    assert labels_converged(1.0, 0.5, reference, False) == (True, False)
 
 
 def test_result_iteration_uses_the_radial_ddbi_when_recorded_and_never_the_warm_up():

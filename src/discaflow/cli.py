@@ -130,6 +130,7 @@ def _disca_params(args) -> dict:
              "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic,
              "split_test": args.split_test, "radial_split": args.radial_split, "radial_merge": args.radial_merge,
              "result_space": args.result_space, "result_converged": args.result_converged,
+             "cycle_stop": args.cycle_stop,
              "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
     return {k: v for k, v in given.items() if v is not None}
 
@@ -314,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--result-converged", action=argparse.BooleanOptionalAction, default=None,
                     help="a converged run returns its converged iteration (default); --no-result-converged: "
                          "always the lowest DDBI, as the paper")
+    dc.add_argument("--cycle-stop", action=argparse.BooleanOptionalAction, default=None,
+                    help="also converged when the labels repeat those of two iterations before (default); "
+                         "--no-cycle-stop: only the previous iteration's, as the paper")
     dc.add_argument("--batchnorm-samples", type=int, default=None,
                     help="recompute BatchNorm statistics from this many subtomograms after every M-step (0: off)")
     dc.add_argument("--max-iterations", type=int, default=None)
