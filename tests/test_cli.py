@@ -19,6 +19,11 @@ def test_simulate_subtomograms_and_tomograms(tmp_path):
                  "--quiet", "--out", str(tmp_path / "s.h5")]) == 0
     with SubtomogramStore(tmp_path / "s.h5") as s:
         assert len(s) == 6 and s.class_names == ["3j9i", "1bxn"]
+        assert s.metadata["simulation"]["imaging"]["snr_convention"] == "final_volume"
+    assert main(["simulate", "subtomograms", "--structures", *MAPS, "--voxel-size-A", "16", "--per-class", "3",
+                 "--snr-convention", "paper", "--quiet", "--out", str(tmp_path / "p.h5")]) == 0
+    with SubtomogramStore(tmp_path / "p.h5") as s:
+        assert s.metadata["simulation"]["imaging"]["snr_convention"] == "paper"
     assert main(["simulate", "tomograms", "--structures", *MAPS, "--voxel-size-A", "16", "--count", "2",
                  "--shape-xyz-vox", "64", "64", "32", "--particles-per-class", "2", "--blobs", "2",
                  "--vesicles", "0", "--out-dir", str(tmp_path / "t")]) == 0

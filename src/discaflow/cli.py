@@ -24,6 +24,8 @@ def _add_imaging_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voxel-size-A", type=float, required=True, help="voxel size of the output in Å")
     g.add_argument("--box-vox", type=int, default=24, help="subtomogram box edge in voxels (sets the SNR reference box)")
     g.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance (paper: 0.1 … 0.001)")
+    g.add_argument("--snr-convention", choices=["final_volume", "paper"], default="final_volume",
+                   help="final_volume: --snr holds in the written volumes; paper: the DISCA paper's recipe (README, Simulation)")
     g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(-60.0, 60.0), metavar=("MIN", "MAX"))
     g.add_argument("--tilt-step-deg", type=float, default=2.0)
     g.add_argument("--defocus-um", type=float, default=-5.0, help="negative = underfocus")
@@ -44,7 +46,8 @@ def _section(args) -> dict:
     return {
         "structures": dict(zip(names, map(str, paths))),
         "assembly": not args.no_assembly,
-        "voxel_size_A": args.voxel_size_A, "box_vox": args.box_vox, "snr": args.snr, "seed": args.seed,
+        "voxel_size_A": args.voxel_size_A, "box_vox": args.box_vox, "snr": args.snr, "snr_convention": args.snr_convention,
+        "seed": args.seed,
         "imaging": {"tilt_min_deg": args.tilt_range_deg[0], "tilt_max_deg": args.tilt_range_deg[1],
                     "tilt_step_deg": args.tilt_step_deg, "voltage_kV": args.voltage_kV,
                     "defocus_um": args.defocus_um, "cs_mm": args.cs_mm,

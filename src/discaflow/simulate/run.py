@@ -25,6 +25,7 @@ IMAGING_DEFAULTS = dict(tilt_min_deg=-60.0, tilt_max_deg=60.0, tilt_step_deg=2.0
 
 def imaging_from_section(section: dict) -> Imaging:
     return Imaging(voxel_size_A=float(section["voxel_size_A"]), snr=float(section["snr"]),
+                   snr_convention=section.get("snr_convention", "final_volume"),
                    **{**IMAGING_DEFAULTS, **section.get("imaging", {})})
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from discaflow.errors import InputError
 from discaflow.geometry import euler_zyz_deg, random_rotations, transform_volume
 from discaflow.io.store import StoreWriter
-from discaflow.simulate.imaging import Imaging, apply_filter, filtered_noise, transfer_function
+from discaflow.simulate.imaging import Imaging, apply_filter, filter_power, filtered_noise, imaging_filters, transfer_function
 from discaflow.simulate.structures import Structure
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,37 @@ def signal_variance(structures: Sequence[Structure], h: np.ndarray, box_vox: int
 
 
 def noise_variance(structures: Sequence[Structure], imaging: Imaging, box_vox: int, seed: int) -> float:
-    """The dataset's noise variance: mean imaged-particle variance / SNR (see :mod:`imaging`)."""
-    h = transfer_function((box_vox,) * 3, imaging, object_size_A=box_vox * imaging.voxel_size_A)
+    """The dataset's noise variance in a ``box_vox``³ subtomogram as it ends up (after every filter),
+    from the mean imaged-particle variance and ``imaging.snr`` in its convention (see :mod:`imaging`)."""
+    shape = (box_vox,) * 3
+    h = transfer_function(shape, imaging, object_size_A=box_vox * imaging.voxel_size_A)
     rng = np.random.default_rng([seed, 7919])  # its own stream: the particles' stream is unaffected
-    return signal_variance(structures, h, box_vox, rng) / imaging.snr
+    imaged = signal_variance(structures, h, box_vox, rng)
+    if imaging.snr_convention == "final_volume":
+        return imaged / imaging.snr
+    # paper: each of the two noise sources gets half of signal / SNR before filtering, the signal
+    # measured as its CTF- and wedge-filtered variance over the filter's gain on white noise
+    per_source = 0.5 / imaging.snr * imaged / filter_power(h, box_vox)
+    return per_source * filter_power(imaging_filters(shape, imaging, box_vox).noise, box_vox)
+
+
+def final_snr(structures: Sequence[Structure], imaging: Imaging, box_vox: int, seed: int,
+              band_shells: float | None = None) -> float:
+    """Signal variance / noise variance of the simulated subtomograms as written (mean over structures
+    and random orientations); ``band_shells``: counting only Fourier shells ≤ that radius."""
+    shape = (box_vox,) * 3
+    f = imaging_filters(shape, imaging, box_vox)
+    signal, noise = f.signal, f.noise
+    if band_shells is not None:
+        from discaflow.simulate.imaging import fourier_grid
+
+        kz, ky, kx = fourier_grid(shape, 1.0)
+        inside = (np.sqrt(kz**2 + ky**2 + kx**2) * box_vox <= band_shells).astype(np.float32)
+        signal, noise = signal * inside, noise * inside
+    rng = np.random.default_rng([seed, 7920])
+    total_noise = noise_variance(structures, imaging, box_vox, seed)
+    band_noise = total_noise * filter_power(noise, box_vox) / filter_power(f.noise, box_vox)
+    return signal_variance(structures, signal, box_vox, rng) / band_noise
 
 
 def simulate_subtomograms(
@@ -82,8 +109,9 @@ def simulate_subtomograms(
     rng = np.random.default_rng(seed)
     noise_rng = np.random.default_rng([seed, 100 + noise_seed])
     b = box_vox
-    h = transfer_function((b, b, b), imaging, object_size_A=b * imaging.voxel_size_A)
+    filters = imaging_filters((b, b, b), imaging, b)
     noise_var = noise_variance(structures, imaging, b, seed)
+    measured_snr = final_snr(structures, imaging, b, seed)  # = imaging.snr in final_volume (up to sampling)
     labels = rng.permutation(np.repeat(np.arange(len(structures)), per_class)).astype(np.int32)
     n = len(labels)
     rotations = random_rotations(n, rng)
@@ -95,7 +123,7 @@ def simulate_subtomograms(
     meta = {
         "simulation": {
             "imaging": vars(imaging), "box_vox": b, "max_shift_vox": max_shift_vox, "seed": seed, "noise_seed": noise_seed,
-            "per_class": per_class, "noise_variance": noise_var,
+            "per_class": per_class, "noise_variance": noise_var, "final_volume_snr": measured_snr,
             "structures": [{"name": s.name, "source": os.path.basename(s.source)} for s in structures],
         }
     }
@@ -103,7 +131,7 @@ def simulate_subtomograms(
         for start in tqdm(range(0, n, batch_size), desc="simulate subtomograms", unit="batch", disable=not progress):
             idx = np.arange(start, min(n, start + batch_size))
             clean = np.stack([place_in_box(structures[labels[i]], rotations[int(i)], shifts[i], b) for i in idx])
-            noisy = apply_filter(clean, h) + filtered_noise(clean.shape, h, noise_var, noise_rng)
+            noisy = apply_filter(clean, filters.signal) + filtered_noise(clean.shape, filters.noise, noise_var, noise_rng)
             w.append(noisy, label=labels[idx], euler_deg=eulers[idx], shift_vox=shifts[idx])
     log.info("wrote %d subtomograms (%d classes) to %s", n, len(structures), out_path)
-    return {"n": n, "classes": [s.name for s in structures], "noise_variance": noise_var}
+    return {"n": n, "classes": [s.name for s in structures], "noise_variance": noise_var, "final_volume_snr": measured_snr}

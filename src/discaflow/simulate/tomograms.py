@@ -17,7 +17,7 @@ import pandas as pd
 
 from discaflow.errors import InputError
 from discaflow.geometry import euler_zyz_deg, random_rotations, transform_volume
-from discaflow.simulate.imaging import Imaging, apply_filter, filtered_noise, transfer_function
+from discaflow.simulate.imaging import Imaging, apply_filter, filtered_noise, imaging_filters
 from discaflow.simulate.structures import Structure
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ def simulate_tomogram(
 
     if noise_var is None:
         noise_var = noise_variance(structures, imaging, box_vox, seed)
-    h = transfer_function(shape, imaging, object_size_A=box_vox * imaging.voxel_size_A)
-    tomo = apply_filter(clean, h) + filtered_noise(shape, h, noise_var, rng)
+    filters = imaging_filters(shape, imaging, box_vox)
+    tomo = apply_filter(clean, filters.signal) + filtered_noise(shape, filters.noise, noise_var, rng)
 
     eul = euler_zyz_deg(rotations) if len(labels) else np.zeros((0, 3))
     xyz = part_pos[:, ::-1]
