@@ -54,7 +54,7 @@ from discaflow.em import REFERENCE_DESIGN as EM_REFERENCE_DESIGN  # noqa: E402
 # 20S proteasome (barrel) and RuBisCO (small, cubic). Integrated density of the 10 Å maps, relative
 # to the ribosome: 1.00, 0.56, 0.41, 0.32, 0.13.
 STRUCTURES = ("4v4r", "4cr2", "6utj", "3j9i", "1bxn")
-METHODS = ("discaflow", "reference", "classical", "classical_split")
+METHODS = ("discaflow", "reference", "classical", "classical_split", "ceiling")
 QUICK_NET = {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256, "pca_components": 8,
              "learning_rate": 1e-4, "epochs_per_iteration": 2}
 PRESETS = {
@@ -71,6 +71,14 @@ PRESETS = {
     # reference design in float32 (~80 s per iteration on 2 cores) ends in about a quarter of an hour.
     # `--preset speed --methods discaflow reference`.
     "speed": {"per_class": 50, "snrs": [0.1], "tilts": [60], "sample_sizes": [50], "params": {"max_iterations": 12}},
+    # Like for like with the paper (issue: like-for-like benchmark): its SNR convention (simulate.imaging,
+    # `paper`), its N (5 × 400), its grid, candidates 2–20, the narrow network on a CPU; a supervised
+    # ceiling (the same network trained with the labels, bench/ceiling.py) in every cell. One result
+    # file per cell (table1_paper-convention_snr<x>_tilt<t>.json); the grid resumes cell by cell.
+    "paper-convention": {"per_class": 400, "snrs": [0.1, 0.03, 0.01, 0.003, 0.001], "tilts": [60, 40],
+                         "sample_sizes": [], "snr_convention": "paper", "per_cell_results": True,
+                         "methods": ("discaflow", "classical_split", "reference", "ceiling"),
+                         "params": {**QUICK_NET, "learning_rate": 1e-3, "max_iterations": 12}},
     # the smoke preset uses the maps shipped in resources/structures/ (CI has no ../shared)
     "smoke": {"per_class": 12, "structures": ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3"), "snrs": [0.1], "tilts": [60], "sample_sizes": [12],  # checks the script runs
               "params": {"n_blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,
@@ -87,14 +95,15 @@ PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.
 PAPER_TEMPLATE_MATCHING = {0.1: 0.70, 0.001: 0.003}
 
 
-def simulate(path: Path, names, snr: float, tilt: int, per_class: int) -> Path:
+def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_convention: str = "final_volume") -> Path:
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
     if not path.exists():
         structures = [load_structure(structure_path(n), 16.0) for n in names]
-        simulate_subtomograms(structures, path, Imaging(16.0, snr=snr, tilt_min_deg=-tilt, tilt_max_deg=tilt),
+        simulate_subtomograms(structures, path, Imaging(16.0, snr=snr, tilt_min_deg=-tilt, tilt_max_deg=tilt,
+                                                                     snr_convention=snr_convention),
                               per_class=per_class, seed=7, progress=False)
     return path
 
@@ -176,7 +185,34 @@ def run_classical(store: Path, params: dict, split: bool = False) -> dict:
     return {**clustering_scores(truth, labels), "seconds_total": time.perf_counter() - t}
 
 
-def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, params: dict, methods) -> dict:
+NETWORK_KEYS = ("n_blocks", "first_filters", "filter_step", "feature_dim")
+
+
+def run_ceiling_child(store: Path, params: dict) -> dict:
+    """bench/ceiling.py's supervised ceiling with the preset's network, in a spawned child (its own
+    TensorFlow precision policy)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_ceiling, store, {k: params[k] for k in NETWORK_KEYS if k in params}).result()
+
+
+def _ceiling(store: Path, network: dict) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ceiling import supervised_ceiling
+
+    from discaflow.cpu import cpu_has_native_bfloat16
+    from discaflow.io.store import SubtomogramStore
+
+    with SubtomogramStore(store) as s:
+        x, y = s.read(), s.column("label")
+    precision = "mixed_bfloat16" if cpu_has_native_bfloat16() else "float32"
+    return supervised_ceiling(x, y, network, epochs=30, seed=0, precision=precision, log=lambda m: None)
+
+
+def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, params: dict, methods,
+         snr_convention: str = "final_volume") -> dict:
     """One grid cell: every method on the same simulated store; cached in ``work/name/scores.json``."""
     from discaflow.io.atomic import atomic_path
 
@@ -184,7 +220,7 @@ def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, pa
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / "scores.json"
     out = json.loads(cache.read_text()) if cache.exists() else {}
-    store = simulate(folder / "set.h5", names, snr, tilt, per_class)
+    store = simulate(folder / "set.h5", names, snr, tilt, per_class, snr_convention)
     for method in methods:
         if method in out:
             continue
@@ -194,6 +230,8 @@ def cell(work: Path, name: str, names, snr: float, tilt: int, per_class: int, pa
         elif method == "reference":
             stock = "1" if tensorflow_default_onednn() else "0"
             out[method] = run_disca_child(store, folder / "reference", {**params, **REFERENCE_DESIGN}, stock)
+        elif method == "ceiling":
+            out[method] = run_ceiling_child(store, params)
         else:
             out[method] = run_classical(store, params, split=method == "classical_split")
         print(f"   {name} {method}: K = {out[method]['k']}, homogeneity {out[method]['homogeneity']:.3f} "
@@ -245,15 +283,25 @@ def main() -> None:
     work = Path(args.work_dir or REPO / "bench" / "work" / f"table1_{args.preset}")
     params = preset["params"]
     names = preset.get("structures", STRUCTURES)
-    methods = args.methods or [m for m in METHODS if not (args.no_reference and m == "reference")]
+    methods = args.methods or [m for m in preset.get("methods", METHODS[:4]) if not (args.no_reference and m == "reference")]
+    convention = preset.get("snr_convention", "final_volume")
     t0 = time.perf_counter()
 
     grid = []
     for tilt in args.tilts or preset["tilts"]:
         for snr in args.snrs or preset["snrs"]:
             print(f"cell SNR {snr}, ±{tilt}°, {preset['per_class']} per class ...", flush=True)
-            grid.append({"snr": snr, "tilt_deg": tilt, "per_class": preset["per_class"],
-                         **cell(work, f"snr{snr}_tilt{tilt}", names, snr, tilt, preset["per_class"], params, methods)})
+            grid.append({"snr": snr, "tilt_deg": tilt, "per_class": preset["per_class"], "snr_convention": convention,
+                         **cell(work, f"snr{snr}_tilt{tilt}", names, snr, tilt, preset["per_class"], params, methods,
+                                convention)})
+            if preset.get("per_cell_results"):
+                ref = PAPER.get(tilt, {})
+                write_result(f"table1_{args.preset}_snr{snr:g}_tilt{tilt}", {
+                    "preset": args.preset, "structures": list(names), "voxel_size_A": 16.0, "box_vox": 24,
+                    "snr_convention": convention, "params": params, "reference_design": REFERENCE_DESIGN,
+                    "methods": list(methods), "cell": grid[-1],
+                    "paper": {"homogeneity": ref.get("homogeneity", {}).get(snr),
+                              "accuracy_pct": ref.get("accuracy", {}).get(snr)}})
     samples = []
     if not args.skip_sample_size:
         for n in preset["sample_sizes"]:
