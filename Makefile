@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape
 
 venv: $(STAMP)
 
@@ -123,3 +123,7 @@ bench-table1-speed: $(STAMP)
 # per cell (narrow network; one result file per cell; resumes cell by cell; days on 2 cores)
 bench-table1-paper-convention: $(STAMP)
 	$(BIN)/python bench/table1.py --preset paper-convention --skip-sample-size
+
+# the shape-not-size set: enantiomer pairs in three sizes (paper convention, 6 × 200; SNR 0.1 and 0.03)
+bench-shape: $(STAMP)
+	$(BIN)/python bench/shape.py

@@ -75,9 +75,50 @@ def run_child(code: str, *args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+SHARED = REPO.parent / "shared" / "data"
+STRUCTURE_FOLDERS = (REPO / "resources" / "structures", SHARED / "polnet" / "maps_10A",
+                     SHARED / "polnet" / "maps_10A_membrane", SHARED / "chlamy_annotations" / "densities",
+                     SHARED / "tomodrgn")
+
+
 def structure_path(name: str) -> Path:
-    """The map of a structure by name: resources/structures/ first, then ../shared/data/polnet/maps_10A/."""
-    for folder in (REPO / "resources" / "structures", REPO.parent / "shared" / "data" / "polnet" / "maps_10A"):
+    """The map of a structure by name: resources/structures/ first, then the maps in ../shared/data/."""
+    for folder in STRUCTURE_FOLDERS:
         if (folder / f"{name}.mrc").exists():
             return folder / f"{name}.mrc"
-    raise SystemExit(f"structure {name}: no {name}.mrc in resources/structures/ or ../shared/data/polnet/maps_10A/")
+    raise SystemExit(f"structure {name}: no {name}.mrc in " + ", ".join(str(f) for f in STRUCTURE_FOLDERS))
+
+
+# maps whose header voxel size is wrong (shared/data/README.md: tomoDRGN simulates them at 13.1 Å)
+MAP_VOXEL_A = {"10076_classD_32": 13.1, "10076_classE_32": 13.1}
+MIRROR = "mirror-"
+
+
+def load_named(name: str, voxel_size_A: float = 16.0):
+    """A structure by benchmark name: a map's name (structure_path), or ``mirror-<name>``, its
+    enantiomer (the density reflected through the plane x = centre: the same radial profile, power
+    spectrum and moments, the other hand)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from discaflow.simulate.structures import load_structure
+
+    base = name[len(MIRROR):] if name.startswith(MIRROR) else name
+    path = structure_path(base)
+    if base in MAP_VOXEL_A:  # their headers also lack a machine stamp: a corrected copy, read permissively
+        import mrcfile
+
+        fixed = REPO / "bench" / "work" / "maps" / f"{base}.mrc"
+        if not fixed.exists():
+            fixed.parent.mkdir(parents=True, exist_ok=True)
+            with mrcfile.open(path, permissive=True) as m:
+                data = np.asarray(m.data, dtype=np.float32)
+            with mrcfile.new(fixed, overwrite=True) as m:
+                m.set_data(data)
+                m.voxel_size = MAP_VOXEL_A[base]
+        path = fixed
+    s = load_structure(path, voxel_size_A, name=name, map_voxel_size_A=MAP_VOXEL_A.get(base))
+    if name.startswith(MIRROR):
+        s = replace(s, density=np.ascontiguousarray(s.density[:, :, ::-1]))
+    return s

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import structure_path, write_result  # noqa: E402
+from _common import load_named, write_result  # noqa: E402
 
 NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")  # as bench/disca.py
 ARCHES = {"narrow": {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256},  # bench/disca.py quick
@@ -97,14 +97,13 @@ def main() -> None:
 
     from discaflow.io.store import SubtomogramStore
     from discaflow.simulate.imaging import Imaging
-    from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
     WORK.mkdir(parents=True, exist_ok=True)
     conv = "" if args.snr_convention == "final_volume" else "_paper"
     store = WORK / f"set_{'-'.join(args.structures)}_{args.per_class}_snr{args.snr:g}_tilt{args.tilt:g}{conv}.h5"
     if not store.exists():
-        structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
+        structures = [load_named(n) for n in args.structures]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr, tilt_min_deg=-args.tilt, tilt_max_deg=args.tilt,
                                                                   snr_convention=args.snr_convention),
                               per_class=args.per_class, seed=7, progress=False)

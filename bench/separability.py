@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import structure_path, write_result  # noqa: E402
+from _common import load_named, write_result  # noqa: E402
 
 SEPARABLE = 0.99  # a pair below this (supervised) is reported as hard
 
@@ -47,19 +47,20 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--snr", type=float, default=0.1)
     ap.add_argument("--candidates", type=int, nargs="+", default=list(range(2, 21)))
+    ap.add_argument("--snr-convention", choices=["final_volume", "paper"], default="final_volume")
+    ap.add_argument("--tag", default="", help="suffix of the result file's name")
     args = ap.parse_args()
 
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
     from discaflow.radial import cluster_radial, store_radial_features
     from discaflow.simulate.imaging import Imaging
-    from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "set.h5"
-        structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
-        simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=args.per_class, seed=7, progress=False)
+        structures = [load_named(n) for n in args.structures]
+        simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr, snr_convention=args.snr_convention), per_class=args.per_class, seed=7, progress=False)
         with SubtomogramStore(store) as s:
             truth = s.column("label")
             features = store_radial_features(s)
@@ -76,8 +77,10 @@ def main() -> None:
     print(f"pairs below {SEPARABLE}: " + (", ".join(f"{h['pair'][0]}/{h['pair'][1]} {h['lda_accuracy']:.2f}" for h in hard) or "none"))
     print(f"classical clustering (radial.cluster_radial, no labels): K = {scores['k']} (true {scores['k_true']}), "
           f"homogeneity {scores['homogeneity']:.3f}, completeness {scores['completeness']:.3f}")
-    tag = "-".join(names) + (f"_snr{args.snr:g}" if args.snr != 0.1 else "")
+    tag = ("-".join(names) + (f"_snr{args.snr:g}" if args.snr != 0.1 else "")
+           + ("_paper" if args.snr_convention == "paper" else "") + (f"_{args.tag}" if args.tag else ""))
     write_result(f"separability_{tag}", {"structures": names, "per_class": args.per_class, "snr": args.snr,
+                                          "snr_convention": args.snr_convention,
                                           "voxel_size_A": 16.0, "box_vox": 24, "seed": 7,
                                           "pairwise_lda_accuracy": lda.round(4).tolist(), "hard_pairs": hard,
                                           "separable_threshold": SEPARABLE, "classical": scores})

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, structure_path, write_result  # noqa: E402
+from _common import REPO, load_named, write_result  # noqa: E402
 from discaflow.em import REFERENCE_DESIGN as EM_REFERENCE_DESIGN  # noqa: E402
 
 # Five structures of clearly different size and shape (as the paper chose its five, 0.3–2.3 MDa):
@@ -97,11 +97,10 @@ PAPER_TEMPLATE_MATCHING = {0.1: 0.70, 0.001: 0.003}
 
 def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_convention: str = "final_volume") -> Path:
     from discaflow.simulate.imaging import Imaging
-    from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
     if not path.exists():
-        structures = [load_structure(structure_path(n), 16.0) for n in names]
+        structures = [load_named(n) for n in names]
         simulate_subtomograms(structures, path, Imaging(16.0, snr=snr, tilt_min_deg=-tilt, tilt_max_deg=tilt,
                                                                      snr_convention=snr_convention),
                               per_class=per_class, seed=7, progress=False)
