@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape bench-demo-truth
 
 venv: $(STAMP)
 
@@ -127,3 +127,7 @@ bench-table1-paper-convention: $(STAMP)
 # the shape-not-size set: enantiomer pairs in three sizes (paper convention, 6 × 200; SNR 0.1 and 0.03)
 bench-shape: $(STAMP)
 	$(BIN)/python bench/shape.py
+
+# the demo's classes against its ground truth (complex and junk picks apart); after `make demo`
+bench-demo-truth: $(STAMP)
+	$(BIN)/python bench/demo_truth.py

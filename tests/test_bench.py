@@ -34,3 +34,31 @@ def test_table1_smoke_preset_runs(tmp_path):
                         env=env, capture_output=True, text=True, timeout=120)
     assert md.returncode == 0, md.stderr[-2000:]
     assert "| ±60° | 0.1 | " in md.stdout and md.stdout.rstrip().endswith("0.988 (99.7) |")
+
+
+def test_demo_truth_counts_complex_and_junk_picks(tmp_path):
+    """bench/demo_truth.py matches picks to the ground truth within a quarter box and scores the
+    complex picks apart from the junk ones."""
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from demo_truth import evaluate
+
+    from discaflow.io.star import write_star
+    from discaflow.io.store import StoreWriter
+
+    truth = pd.DataFrame({"rlnCoordinateX": [10.0, 50.0, 90.0], "rlnCoordinateY": [10.0, 50.0, 90.0],
+                          "rlnCoordinateZ": [10.0, 10.0, 10.0], "rlnClassNumber": [1, 2, 2],
+                          "dfClassName": ["a", "b", "b"]})
+    write_star(tmp_path / "tomo_000_particles.star", truth)
+    # picks: on a (class 1), on b (class 2), on b (class 2), junk far away (class 2), junk (class 3)
+    coords = np.array([[11, 10, 10], [50, 51, 10], [90, 90, 11], [200, 200, 10], [150, 10, 10]], np.float32)
+    with StoreWriter(tmp_path / "s.h5", 8, 16.0, tomogram_names=["tomo_000"]) as w:
+        w.append(np.random.default_rng(0).standard_normal((5, 8, 8, 8)).astype(np.float32), coords=coords, tomogram=0)
+    pd.DataFrame({"dfParticleIndex": range(5), "rlnClassNumber": [1, 2, 2, 2, 3]}).to_csv(tmp_path / "labels.csv", index=False)
+    out = evaluate(tmp_path / "s.h5", tmp_path / "labels.csv", [tmp_path / "tomo_000_particles.star"])
+    assert out["complex_picks"] == 3 and out["junk_picks"] == 2 and out["k"] == 3
+    assert out["complex_picks_scores"]["homogeneity"] == 1.0
+    assert out["complex_classes"] == [1, 2] and out["junk_in_complex_classes"] == 1
+    assert out["class_table"][2] == {"a": 0, "b": 2, "junk": 1}
