@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape bench-demo-truth
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape bench-demo-truth bench-report
 
 venv: $(STAMP)
 
@@ -131,3 +131,7 @@ bench-shape: $(STAMP)
 # the demo's classes against its ground truth (complex and junk picks apart); after `make demo`
 bench-demo-truth: $(STAMP)
 	$(BIN)/python bench/demo_truth.py
+
+# bench/README.md from bench/results/*.json (CI checks it is up to date)
+bench-report: $(STAMP)
+	$(BIN)/python bench/report.py

@@ -62,3 +62,8 @@ def test_demo_truth_counts_complex_and_junk_picks(tmp_path):
     assert out["complex_picks_scores"]["homogeneity"] == 1.0
     assert out["complex_classes"] == [1, 2] and out["junk_in_complex_classes"] == 1
     assert out["class_table"][2] == {"a": 0, "b": 2, "junk": 1}
+
+
+def test_bench_readme_is_generated_from_the_result_files():
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "report.py"), "--check"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
