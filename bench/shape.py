@@ -6,7 +6,9 @@ have the same size; `--select` measures, given the labels, the pairwise LDA accu
 descriptors (bench/separability.py) that qualifies a group (< 0.9 within every group). The real
 same-size pairs in ../shared/data all measured ≥ 0.92 (bench/README.md), so each group is a map and its
 enantiomer (`mirror-<map>`: the density reflected through a plane — identical radial profile, power
-spectrum and moments, the other hand), in three sizes.
+spectrum and moments, the other hand), in three sizes. A set qualifies when, besides, the supervised
+ceiling reaches 0.95 at SNR 0.1; measured on this one it does not (bench/README.md), so the set is still
+to be found.
 
 Columns per SNR: discaflow (defaults), classical + split, and the supervised ceiling (the same network
 trained with the labels, 80/20). Each SNR's runs are cached under --work-dir and resume; one result
@@ -33,6 +35,7 @@ NAMES = [n for g in GROUPS.values() for n in g]
 PER_CLASS = 200
 PARAMS = {**QUICK_NET, "learning_rate": 1e-3, "max_iterations": 12}  # table1's paper-convention preset
 QUALIFIES = 0.9  # within-group LDA accuracy below this
+CEILING_QUALIFIES = 0.95  # and the supervised ceiling's held-out accuracy at least this
 
 
 def within_group_lda(store: Path) -> dict:
@@ -73,7 +76,8 @@ def main() -> None:
         write_result(f"shape_snr{snr:g}", {
             "groups": GROUPS, "structures": NAMES, "per_class": PER_CLASS, "snr": snr, "snr_convention": "paper",
             "tilt_deg": 60, "voxel_size_A": 16.0, "box_vox": 24, "params": PARAMS, "lda": lda,
-            "qualifies": all(v < QUALIFIES for v in lda["within_group"].values()),
+            "qualifies": all(v < QUALIFIES for v in lda["within_group"].values())
+            and scores.get("ceiling", {}).get("accuracy", 0.0) >= CEILING_QUALIFIES,
             "methods": {m: scores[m] for m in args.methods if m in scores}})
 
 
