@@ -30,7 +30,7 @@ tomogram, big and small complexes differ in signal, not in noise). Two conventio
     ``band_threshold_shells`` (a quarter of the box's Nyquist shells scaled by the pixel size in nm:
     ⌊box × pixel_nm / 4⌋, soft edge 2 shells; the particle is band-passed once more before the noise
     is added) and the wedge is applied. The final volume then holds more SNR than the nominal figure
-    (about 3.5× at 1 nm pixels, 2× at 1.6 nm; `make bench-simulate`).
+    (about 5× at 1 nm pixels, 2× at 1.6 nm; `make bench-simulate`).
 """
 
 from __future__ import annotations
@@ -107,12 +107,8 @@ def transfer_function(shape, imaging: Imaging, object_size_A: float, with_ctf: b
     nyquist = 0.5 / imaging.voxel_size_A
     h = (measured & (k <= nyquist)).astype(np.float32)
     if imaging.apply_ctf if with_ctf is None else with_ctf:
-        h = h * _ctf(k, imaging)
+        h = h * ctf(k, imaging.voltage_kV, imaging.defocus_um, imaging.cs_mm, imaging.amplitude_contrast, imaging.bfactor_A2).astype(np.float32)
     return h
-
-
-def _ctf(k, imaging: Imaging) -> np.ndarray:
-    return ctf(k, imaging.voltage_kV, imaging.defocus_um, imaging.cs_mm, imaging.amplitude_contrast, imaging.bfactor_A2).astype(np.float32)
 
 
 def band_threshold_shells(box_vox: int, voxel_size_A: float) -> int:
@@ -132,11 +128,10 @@ def soft_sphere(radius_shells: np.ndarray, limit: float, fall_off: float) -> np.
 @dataclass(frozen=True)
 class Filters:
     """What imaging does to a volume (rfftn layout): ``signal`` filters the particle, ``noise`` shapes
-    white noise; ``band_shells`` is the paper convention's band limit (None in ``final_volume``)."""
+    white noise."""
 
     signal: np.ndarray
     noise: np.ndarray
-    band_shells: int | None = None
 
 
 def imaging_filters(shape, imaging: Imaging, box_vox: int) -> Filters:
@@ -157,7 +152,7 @@ def imaging_filters(shape, imaging: Imaging, box_vox: int) -> Filters:
     mtf = soft_sphere(shells, 1.0, 0.2 * box_vox)
     # signal: band-passed, CTF, band-passed again, wedge; noise: (white through the CTF) + MTF noise,
     # equal variances before filtering, then band-passed and wedge
-    return Filters(signal=h * band * band, noise=wedge * band * np.sqrt(h * h + mtf * mtf), band_shells=limit)
+    return Filters(signal=h * band * band, noise=wedge * band * np.sqrt(h * h + mtf * mtf))
 
 
 def filter_power(h: np.ndarray, nx: int) -> float:

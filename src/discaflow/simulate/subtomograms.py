@@ -13,7 +13,8 @@ from tqdm import tqdm
 from discaflow.errors import InputError
 from discaflow.geometry import euler_zyz_deg, random_rotations, transform_volume
 from discaflow.io.store import StoreWriter
-from discaflow.simulate.imaging import Imaging, apply_filter, filter_power, filtered_noise, imaging_filters, transfer_function
+from discaflow.simulate.imaging import (Imaging, apply_filter, filter_power, filtered_noise, fourier_grid, imaging_filters,
+                                        transfer_function)
 from discaflow.simulate.structures import Structure
 
 log = logging.getLogger(__name__)
@@ -62,20 +63,19 @@ def noise_variance(structures: Sequence[Structure], imaging: Imaging, box_vox: i
 
 
 def final_snr(structures: Sequence[Structure], imaging: Imaging, box_vox: int, seed: int,
-              band_shells: float | None = None) -> float:
+              band_shells: float | None = None, noise_var: float | None = None) -> float:
     """Signal variance / noise variance of the simulated subtomograms as written (mean over structures
-    and random orientations); ``band_shells``: counting only Fourier shells ≤ that radius."""
+    and random orientations); ``band_shells``: counting only Fourier shells ≤ that radius;
+    ``noise_var``: :func:`noise_variance`'s value when the caller has it."""
     shape = (box_vox,) * 3
     f = imaging_filters(shape, imaging, box_vox)
     signal, noise = f.signal, f.noise
     if band_shells is not None:
-        from discaflow.simulate.imaging import fourier_grid
-
         kz, ky, kx = fourier_grid(shape, 1.0)
         inside = (np.sqrt(kz**2 + ky**2 + kx**2) * box_vox <= band_shells).astype(np.float32)
         signal, noise = signal * inside, noise * inside
     rng = np.random.default_rng([seed, 7920])
-    total_noise = noise_variance(structures, imaging, box_vox, seed)
+    total_noise = noise_variance(structures, imaging, box_vox, seed) if noise_var is None else noise_var
     band_noise = total_noise * filter_power(noise, box_vox) / filter_power(f.noise, box_vox)
     return signal_variance(structures, signal, box_vox, rng) / band_noise
 
@@ -111,7 +111,7 @@ def simulate_subtomograms(
     b = box_vox
     filters = imaging_filters((b, b, b), imaging, b)
     noise_var = noise_variance(structures, imaging, b, seed)
-    measured_snr = final_snr(structures, imaging, b, seed)  # = imaging.snr in final_volume (up to sampling)
+    measured_snr = final_snr(structures, imaging, b, seed, noise_var=noise_var)  # = imaging.snr in final_volume (up to sampling)
     labels = rng.permutation(np.repeat(np.arange(len(structures)), per_class)).astype(np.int32)
     n = len(labels)
     rotations = random_rotations(n, rng)
