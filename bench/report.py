@@ -57,8 +57,9 @@ def shape(results: dict) -> list[str]:
     out = ["## Shape, not size (paper SNR convention, 6 × 200)", "",
            "`make bench-shape`: three same-size groups, each a map and its enantiomer (4v4r_50S, 1qvr, 1u6g); "
            "within a group the radial descriptors cannot tell the classes apart given the labels (LDA). The set "
-           "qualifies only if the supervised ceiling also reaches 0.95 at SNR 0.1 (column 'qualifies'). The real same-size pairs in ../shared/data measured LDA ≥ 0.92 (tomoDRGN's two 50S "
-           "assembly states: 0.92; polnet's same-size complexes 0.93–1.00), too separable to qualify.", "",
+           "qualifies only if the supervised ceiling also reaches 0.95 at SNR 0.1 (column 'qualifies'). The real same-size groups in ../shared/data measured LDA ≥ 0.92, too separable to qualify "
+           "(`bench/separability.py --snr-convention paper --per-class 200`: tomoDRGN's two 50S assembly states "
+           "0.92, polnet's mid-size complexes 0.93–1.00, large ones ≥ 0.99; the separability_*_paper files below).", "",
            "| SNR | within-group LDA (max) | classical + split | supervised ceiling (accuracy) | discaflow | qualifies | date | commit | machine |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: -r["snr"]):
