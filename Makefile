@@ -9,7 +9,7 @@ CORES ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-quick bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape bench-demo-truth bench-report
+.PHONY: venv venv-gpu demo test test-fast bench bench-simulate bench-picking bench-disca bench-disca-radial bench-disca-radial-reference bench-kcheck bench-separability bench-ceiling bench-average bench-scale bench-radial-cost bench-invariance bench-speed bench-table1 bench-table1-paper bench-table1-speed clean-demo clean bench-table1-paper-convention bench-shape bench-demo-truth bench-report
 
 venv: $(STAMP)
 
@@ -53,10 +53,7 @@ bench-picking: $(STAMP)
 bench-disca: $(STAMP)
 	$(BIN)/python bench/disca.py --preset reference
 
-bench-disca-quick: $(STAMP)
-	$(BIN)/python bench/disca.py --preset quick
-
-# the best configuration measured (k_strategy radial) on the Table 1 set (needs ../shared/data/polnet for 6utj)
+# DISCA's defaults with a narrow network on the Table 1 set (needs ../shared/data/polnet for 6utj)
 bench-disca-radial: $(STAMP)
 	$(BIN)/python bench/disca.py --preset radial --structures 4v4r 4cr2 6utj 3j9i 1bxn
 
@@ -67,7 +64,7 @@ bench-disca-radial-reference: $(STAMP)
 # the K check (issue #4): the same settings on 3, 5 and 8 classes, never told K (~15, 30 and 40 min on
 # 2 cores); two 8-class sets: one whose eight structures are pairwise separable given the labels, and
 # the first one chosen, which holds two pairs that are not (bench-separability; bench/README.md)
-KCHECK = --preset radial --set radial_merge=true
+KCHECK = --preset radial
 SET3 = 4v4r 3j9i 1bxn
 SET5 = 4v4r 4cr2 6utj 3j9i 1bxn
 SET8 = 4v4r 4cr2 6utj 3j9i 1qvr 2cg9 3gl1 1s3x

@@ -2,10 +2,7 @@
 # Rules are thin: each declares its stage's configuration section as `params`, so editing a section
 # reruns exactly that stage and what depends on it; the algorithms live in src/discaflow/.
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from snakemake.utils import min_version, validate
 

@@ -122,3 +122,33 @@ def load_named(name: str, voxel_size_A: float = 16.0):
     if name.startswith(MIRROR):
         s = replace(s, density=np.ascontiguousarray(s.density[:, :, ::-1]))
     return s
+
+
+def use_published_data_flow() -> None:
+    """Make DISCA train as the published code does (the reference rows of bench/table1.py and
+    bench/speed.py): every rotated copy computed up front in one thread and the epoch's data held in
+    memory (1 + rotation_copies times the store), instead of batches read and rotated on worker threads."""
+    import numpy as np
+
+    from discaflow.augment import random_rotation_batch
+    from discaflow.disca import mstep
+
+    class MaterialisedTrainer(mstep.Trainer):
+        def train_epoch(self, classifier, targets, learning_rate, epoch_seed):
+            c = self.config
+            rng = np.random.default_rng([c.seed, epoch_seed, 17])
+            pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
+            pairs = pairs[rng.permutation(len(pairs))]
+            original = self.store.read(0, self.n)
+            data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([c.seed, epoch_seed, 19, k]))
+                                                for k in range(c.rotation_copies)])
+            classifier.optimizer.learning_rate.assign(learning_rate)
+            losses = []
+            for i in range(0, len(pairs), c.batch_size):
+                b = pairs[i: i + c.batch_size]
+                self.check()
+                out = classifier.train_on_batch(data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]], return_dict=True)
+                losses.append(float(out["loss"]))
+            return float(np.mean(losses)) if losses else float("nan")
+
+    mstep.Trainer = MaterialisedTrainer

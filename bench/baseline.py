@@ -3,7 +3,7 @@
 second moments of the particle's core: radial.radial_features), standardised,
 PCA, then the same Gaussian-mixture/BIC choice of K as DISCA's E-step (`discaflow.gmm.fit_mixtures`);
 with --split, each cluster then split recursively in its own descriptor space
-(`discaflow.radial.cluster_radial`, what DISCA's k_strategy "radial" starts from). No network, no
+(`discaflow.radial.cluster_radial`, what DISCA's radial warm-up starts from). No network, no
 training, no iterations.
 
 Run alone on a labelled store: ``python bench/baseline.py set.h5 [--candidates 2 .. 20]``.

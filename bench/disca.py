@@ -3,19 +3,13 @@ completeness, V-measure, Hungarian accuracy and seconds per iteration on simulat
 five shipped structures at SNR 0.1, tilt ±60°. Writes bench/results/disca.json (or disca_<preset>.json).
 
 Presets:
-  reference  the issue's setting: 5 × 200 subtomograms, the reference YOPO in mixed_bfloat16 (about
-             2–3 min per iteration on 2 CPU cores; for a GPU or a long run), DISCA's default settings
-  quick      5 × 100 subtomograms, a narrow YOPO (6 blocks, 16 + 8 per block filters, 256 features),
-             learning rate 1e-4, with the DISCA defaults before 2026-12-02 (PREVIOUS_DEFAULTS: the
-             over-partition start), as every quick row of bench/README.md ran
-  radial     the quick set and network with k_strategy "radial", learning rate 1e-3, BatchNorm
-             recalibration, the radial split test instead of the network's, no merge test, 8 iterations,
-             precision auto; with --set radial_merge=true exactly the defaults since 2026-12-02
-  radial-reference  the radial preset's start with the reference YOPO on 5 × 200, the radial merge
-             test on, 1 warm-up iteration + 1 E-step
-
---previous-defaults runs any preset with PREVIOUS_DEFAULTS under the preset's own parameters: the rows
-of bench/README.md dated before the defaults changed (2026-12-02, the K check) ran that way.
+  reference  5 × 200 subtomograms, the reference YOPO in mixed_bfloat16 (2–3 min per iteration on 2
+             CPU cores; for a GPU or a long run), DISCA's defaults
+  radial     5 × 100, a narrow YOPO (6 blocks, 16 + 8 per block filters, 256 features, 8 PCA
+             dimensions, 2 epochs per iteration), 8 iterations, DISCA's defaults otherwise
+  radial-reference  the reference YOPO on 5 × 200, 1 warm-up iteration + 1 E-step
+--design reference runs the published E-step instead (with --set learning_rate=1e-5
+batchnorm_samples=0: the published design, discaflow.disca.PUBLISHED).
 """
 
 from __future__ import annotations
@@ -33,41 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import structure_path, write_result  # noqa: E402
 
 NAMES = ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3")
-# DISCA's defaults until 2026-12-02 where they differ from today's (em.DiscaParams)
-PREVIOUS_DEFAULTS = {"k_strategy": "overpartition", "split_test": True, "radial_split": False, "radial_merge": False,
-                     "batchnorm_samples": 0, "learning_rate": 1e-5}
+NARROW = {"blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256, "pca_components": 8,
+          "epochs_per_iteration": 2}
 PRESETS = {
     "reference": {"per_class": 200, "params": {"precision": "mixed_bfloat16"}},
-    "quick": {"per_class": 100, "params": {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256,
-                                           "pca_components": 8, "learning_rate": 1e-4, "epochs_per_iteration": 2,
-                                           "max_iterations": 12, "precision": "mixed_bfloat16"}},
+    "radial": {"per_class": 100, "params": {**NARROW, "max_iterations": 8}},
+    "radial-reference": {"per_class": 200, "params": {"warmup_iterations": 1, "max_iterations": 2}},
 }
-PRESETS["quick"]["params"] = {**PREVIOUS_DEFAULTS, **PRESETS["quick"]["params"]}
-# the best configuration measured on the Table 1 set (bench/README.md): the quick network and set,
-# warm-up on the classical radial clustering, learning rate 1e-3 with BatchNorm recalibration (so that
-# the warm-up labels are learnt and the E-step sees the current weights), the radial split test and
-# not the network's (which cut the elongated 6utj in two by orientation: K = 6, homogeneity 0.968 with
-# it; K = 5, 1.000 without, 2026-12-02)
-PRESETS["radial"] = {"per_class": 100, "params": {
-    **{k: v for k, v in PRESETS["quick"]["params"].items() if k != "precision"}, "precision": "auto",
-    "k_strategy": "radial", "learning_rate": 1e-3, "batchnorm_samples": 1024, "radial_split": True,
-    "radial_split_dims": 24, "split_test": False, "radial_merge": False, "warmup_iterations": 3, "max_iterations": 8}}
-# the same start with the reference network on the issue's 5 × 200 (Table 1 set), and the radial merge
-# test (the reference network's features split 6utj and the 20S by orientation: K = 7, homogeneity
-# 0.993 without it; K = 5, 0.992 with it, 2026-12-02, AVX2 CPU, float32, ~50 min); one warm-up
-# iteration and one E-step (each iteration of the reference network costs ~25 min in float32 there)
-PRESETS["radial-reference"] = {"per_class": 200, "params": {
-    "precision": "auto", "k_strategy": "radial", "learning_rate": 1e-3, "batchnorm_samples": 1024,
-    "radial_split": True, "split_test": False, "radial_merge": True, "warmup_iterations": 1, "max_iterations": 2}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="reference")
     ap.add_argument("--snr", type=float, default=0.1)
-    ap.add_argument("--k-strategy", default=None, help="default: the preset's, else DISCA's default")
-    ap.add_argument("--previous-defaults", action="store_true",
-                    help="DISCA's defaults before 2026-12-02 under the preset's parameters (PREVIOUS_DEFAULTS)")
+    ap.add_argument("--design", choices=["discaflow", "reference"], default=None, help="default: DISCA's")
     ap.add_argument("--state-dir", default=None, help="keep (and resume) the run here")
     ap.add_argument("--structures", nargs="+", default=list(NAMES),
                     help="structure names: maps in resources/structures/ or ../shared/data/polnet/maps_10A/ "
@@ -77,7 +50,7 @@ def main() -> None:
                     help="override DISCA parameters of the preset, e.g. --set warmup_iterations=6 pca_components=4")
     args = ap.parse_args()
 
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
     from discaflow.simulate.imaging import Imaging
@@ -92,10 +65,9 @@ def main() -> None:
         structures = [load_structure(structure_path(n), 16.0) for n in args.structures]
         simulate_subtomograms(structures, store, Imaging(16.0, snr=args.snr), per_class=preset["per_class"], seed=7, progress=False)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    params = {**(PREVIOUS_DEFAULTS if args.previous_defaults else {}), **preset["params"],
-              **({"k_strategy": args.k_strategy} if args.k_strategy else {}), **overrides}
+    params = {**preset["params"], **({"design": args.design} if args.design else {}), **overrides}
     t = time.perf_counter()
-    em = DiscaEM(**params).fit(store, tmp / "state")
+    em = Disca(**params).fit(store, tmp / "state")
     seconds = time.perf_counter() - t
     with SubtomogramStore(store) as s:
         truth = s.column("label")
@@ -124,10 +96,8 @@ def main() -> None:
     print(f"classical baseline with the recursive split (radial.cluster_radial): K = {classical_split['k']}, homogeneity "
           f"{classical_split['homogeneity']:.3f}, completeness {classical_split['completeness']:.3f}, accuracy {classical_split['accuracy']:.3f}")
     name = "disca" if args.preset == "reference" else f"disca_{args.preset}"
-    if args.previous_defaults:
-        name += "_previous_defaults"
-    if args.k_strategy:
-        name += f"_{args.k_strategy}"
+    if args.design:
+        name += f"_{args.design}"
     if args.snr != 0.1:
         name += f"_snr{args.snr:g}"
     if overrides:
@@ -139,7 +109,7 @@ def main() -> None:
     if args.tag:
         name += f"_{args.tag}"
     write_result(name, {"preset": args.preset, "snr": args.snr, "tilt_deg": 60, "structures": list(args.structures),
-                        "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "k_strategy": em.params.k_strategy,
+                        "per_class": preset["per_class"], "params": json.loads(json.dumps(params)), "design": em.config.design,
                         "result": final, "classical_baseline": classical, "classical_split_baseline": classical_split, "best_iteration": em.best_iteration_, "iterations": rows, "seconds_total": seconds})
 
 

@@ -63,7 +63,9 @@ def main() -> None:
     ap.add_argument("--max-shift", type=float, default=2.0, help="voxels")
     args = ap.parse_args()
 
-    from discaflow.em import DiscaEM, iteration_dir, resolve_precision
+    from discaflow.disca import Disca
+    from discaflow.disca.checkpoint import iteration_dir, model_dir
+    from discaflow.disca.mstep import resolve_precision
     from discaflow.io.store import SubtomogramStore
     from discaflow.model import load_model, predict_batch, set_precision
 
@@ -74,11 +76,11 @@ def main() -> None:
         picks = np.concatenate([rng.choice(np.flatnonzero(labels == c), args.per_class, replace=False)
                                 for c in np.unique(labels)])
         originals = s.take(picks)
-    em = DiscaEM()._load_result(root / "state")
+    em = Disca.load(root / "state")
     params = json.loads((root / "state" / "params.json").read_text())["params"]
     set_precision(resolve_precision(params["precision"]))  # what the run itself used on this machine
     best = em.best_iteration_
-    models = {"trained": iteration_dir(root / "state", best - 1) / "model.keras" if best else root / "state" / "init" / "model.keras",
+    models = {"trained": model_dir(root / "state", best) / "model.keras",
               "untrained": root / "state" / "init" / "model.keras"}
     with np.load(iteration_dir(root / "state", best) / "mixture.npz") as m:
         pca_mean, pca_components = m["pca_mean"], m["pca_components"]

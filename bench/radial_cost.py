@@ -1,5 +1,5 @@
 """Benchmark radial_cost (`make bench-radial-cost`): what DISCA's radial steps (the default
-k_strategy "radial") cost as N grows — the part of an EM iteration that runs on the CPU even when
+design discaflow) cost as N grows — the part of an EM iteration that runs on the CPU even when
 the network runs on a GPU.
 
 Per N (default 2,000, 20,000 and 200,000 subtomograms):

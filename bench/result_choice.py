@@ -1,5 +1,5 @@
-"""Which iteration today's stop and result rules (`discaflow.em.labels_converged`,
-`discaflow.em.result_iteration`) pick from a saved DISCA run, and its scores against the true labels:
+"""Which iteration today's stop and result rules (`discaflow.disca.rules.labels_converged`,
+`discaflow.disca.rules.result_iteration`) pick from a saved DISCA run, and its scores against the true labels:
 `python bench/result_choice.py STATE_DIR STORE`. For runs recorded before a rule existed: the radial
 DDBI is computed from the saved labels (as the E-step now records it), the agreement with the labels
 of two iterations before likewise, and the run is treated as recorded with today's defaults
@@ -17,16 +17,17 @@ import numpy as np
 
 
 def main() -> None:
-    from discaflow.em import (DiscaParams, completed_iterations, iteration_dir, labels_converged, radial_ddbi_space,
-                              read_state, result_iteration)
-    from discaflow.gmm import agreement, ddbi
+    from discaflow.disca import DiscaConfig
+    from discaflow.disca.checkpoint import completed_iterations, iteration_dir, read_state
+    from discaflow.disca.rules import labels_converged, result_iteration
+    from discaflow.gmm import agreement, ddbi, fit_pca
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
     from discaflow.radial import store_radial_features
 
     state_dir, store = Path(sys.argv[1]), sys.argv[2]
     params = json.loads((state_dir / "params.json").read_text())["params"]  # the run's own
-    rules = DiscaParams(agreement_stop=params["agreement_stop"])  # today's stop rule at the run's threshold
+    rules = DiscaConfig(agreement_stop=params.get("agreement_stop", 0.999))  # today's stop rule at the run's threshold
     recorded = [read_state(state_dir, i) for i in completed_iterations(state_dir)]
     labels = [np.load(iteration_dir(state_dir, h["iteration"]) / "labels.npy") for h in recorded]
     history = []
@@ -41,7 +42,8 @@ def main() -> None:
     with SubtomogramStore(store) as s:
         truth = s.column("label")
         if any(h.get("ddbi_radial") is None for h in history):
-            z = radial_ddbi_space(store_radial_features(s), params["pca_components"], params["seed"])
+            f = store_radial_features(s)
+            z = fit_pca(f, min(params["pca_components"], f.shape[1]), params["seed"]).transform(f)
             history = [{**h, "ddbi_radial": ddbi(z, labels[h["iteration"]])} for h in history]
     best, key = result_iteration(history)
     sc = clustering_scores(truth, labels[best["iteration"]])
@@ -56,5 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     main()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import structure_path, write_result  # noqa: E402
+from _common import structure_path, use_published_data_flow, write_result  # noqa: E402
 
 
 def yopo_flops(model) -> float:
@@ -121,7 +121,8 @@ def rotation_rate(n: int = 200) -> float:
 def em_iteration_ratio(per_class: int = 50) -> dict:
     import tempfile
 
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
+    from discaflow.disca import mstep
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
@@ -133,14 +134,18 @@ def em_iteration_ratio(per_class: int = 50) -> dict:
     simulate_subtomograms(structures, store, Imaging(16.0, snr=0.1), per_class=per_class, seed=7, progress=False)
     out = {"subtomograms": per_class * len(names)}
     designs = {"discaflow": {},  # our defaults: precision auto (bfloat16 on a CPU), rotations on the fly
-               "reference": {"k_strategy": "reference", "precision": "float32", "materialise_augmentation": True,
-                             "batchnorm_samples": 0}}
+               "reference": {"design": "reference", "precision": "float32", "batchnorm_samples": 0}}
+    streamed = mstep.Trainer
     for name, design in designs.items():
+        mstep.Trainer = streamed
+        if name == "reference":
+            use_published_data_flow()  # rotated copies materialised up front, one thread
         # 3 iterations: the first two train, the last only clusters (the run ends there)
-        em = DiscaEM(max_iterations=3, **design).fit(store, folder / name)
+        em = Disca(max_iterations=3, **design).fit(store, folder / name)
         trained = [h["seconds"]["total"] for h in em.history_[:2]]
         out[name] = {"seconds_per_iteration": float(np.mean(trained)), "iterations": [h["seconds"] for h in em.history_]}
         print(f"   {name}: {out[name]['seconds_per_iteration']:.0f} s per training iteration", flush=True)
+    mstep.Trainer = streamed
     out["ratio"] = out["reference"]["seconds_per_iteration"] / out["discaflow"]["seconds_per_iteration"]
     return out
 

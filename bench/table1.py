@@ -11,7 +11,7 @@ Methods:
               rotated copies made on the fly by worker threads. Results written before 2026-12-02 (table1_cpu.json)
               had the old defaults: over-partition warm-up, the network's split test, no recalibration
   reference   the published design run by our code: K ∈ {5, 10, 20} by BIC, float32, every rotated
-              copy computed up front and held in memory (`materialise_augmentation`), BatchNorm
+              copy computed up front and held in memory (_common.use_published_data_flow), BatchNorm
               statistics left to their moving averages (`batchnorm_samples` 0), TensorFlow's own
               choice of CPU kernels (the published code does not set TF_ENABLE_ONEDNN_OPTS; stock
               TensorFlow turns oneDNN on only on CPUs with VNNI, AVX512_BF16 or AMX, while discaflow
@@ -46,8 +46,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, load_named, write_result  # noqa: E402
-from discaflow.em import REFERENCE_DESIGN as EM_REFERENCE_DESIGN  # noqa: E402
+from _common import REPO, load_named, use_published_data_flow, write_result  # noqa: E402
 
 # Five structures of clearly different size and shape (as the paper chose its five, 0.3–2.3 MDa):
 # 70S ribosome (globular, the largest), 26S proteasome (elongated), 6utj (elongated, mid-size),
@@ -55,7 +54,7 @@ from discaflow.em import REFERENCE_DESIGN as EM_REFERENCE_DESIGN  # noqa: E402
 # to the ribosome: 1.00, 0.56, 0.41, 0.32, 0.13.
 STRUCTURES = ("4v4r", "4cr2", "6utj", "3j9i", "1bxn")
 METHODS = ("discaflow", "reference", "classical", "classical_split", "ceiling")
-QUICK_NET = {"n_blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256, "pca_components": 8,
+QUICK_NET = {"blocks": 6, "first_filters": 16, "filter_step": 8, "feature_dim": 256, "pca_components": 8,
              "learning_rate": 1e-4, "epochs_per_iteration": 2}
 PRESETS = {
     "paper": {"per_class": 400, "snrs": [0.1, 0.03, 0.01, 0.003, 0.001], "tilts": [60, 40],
@@ -66,7 +65,7 @@ PRESETS = {
     "cpu": {"per_class": 100, "snrs": [0.1, 0.01, 0.001], "tilts": [60, 40], "sample_sizes": [25, 50, 100],
             "params": {**QUICK_NET, "learning_rate": 1e-3, "max_iterations": 12}},
     # The speed cell with the published network (YOPO: 10 blocks of 64, 80, …, 208 filters, 1,024
-    # features; DiscaParams' defaults, learning rate 1e-3 for both methods) instead of the cpu preset's
+    # features; DiscaConfig's defaults, learning rate 1e-3 for both methods) instead of the cpu preset's
     # narrow one, on the SNR 0.1, ±60° cell with 50 per class and one epoch per iteration, so that the
     # reference design in float32 (~80 s per iteration on 2 cores) ends in about a quarter of an hour.
     # `--preset speed --methods discaflow reference`.
@@ -81,13 +80,12 @@ PRESETS = {
                          "params": {**QUICK_NET, "learning_rate": 1e-3, "max_iterations": 12}},
     # the smoke preset uses the maps shipped in resources/structures/ (CI has no ../shared)
     "smoke": {"per_class": 12, "structures": ("4v4r", "4cr2", "3j9i", "1bxn", "3cf3"), "snrs": [0.1], "tilts": [60], "sample_sizes": [12],  # checks the script runs
-              "params": {"n_blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,
+              "params": {"blocks": 3, "first_filters": 8, "filter_step": 8, "feature_dim": 32, "pca_components": 4,
                          "max_iterations": 2, "warmup_iterations": 1, "k_candidates": [2, 3, 4, 5, 6]}},
 }
-# em.REFERENCE_DESIGN but for its learning rate (the preset's is used by both methods), plus the
-# reference's precision and data flow
-REFERENCE_DESIGN = {**{k: v for k, v in EM_REFERENCE_DESIGN.items() if k != "learning_rate"},
-                    "precision": "float32", "materialise_augmentation": True}
+# discaflow.disca.PUBLISHED but for its learning rate (the preset's is used by both methods), plus the
+# reference's precision (its data flow: run_disca's ``published``)
+REFERENCE_DESIGN = {"design": "reference", "batchnorm_samples": 0, "precision": "float32"}
 # The paper's Table 1 (DISCA): homogeneity and accuracy (%) per SNR; template matching's homogeneity.
 PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.8712, 0.001: 0.8719},
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},
@@ -108,12 +106,15 @@ def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_conve
 
 
 def run_disca(store: Path, state_dir: Path, params: dict) -> dict:
-    from discaflow.em import DiscaEM, resolve_precision
+    from discaflow.disca import Disca
+    from discaflow.disca.mstep import resolve_precision
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
 
-    em = DiscaEM(**params).fit(store, state_dir)
-    precision = resolve_precision(em.params.precision, em.params.deterministic)  # what "auto" meant on this machine
+    if params.get("design") == "reference":
+        use_published_data_flow()
+    em = Disca(**params).fit(store, state_dir)
+    precision = resolve_precision(em.config.precision, em.config.deterministic)  # what "auto" meant on this machine
     with SubtomogramStore(store) as s:
         truth = s.column("label")
     seconds = [h["seconds"]["total"] for h in em.history_]
@@ -178,13 +179,13 @@ def run_classical(store: Path, params: dict, split: bool = False) -> dict:
         x, truth = s.read(0, len(s)), s.column("label")
     t = time.perf_counter()
     # classical: the preset's PCA dimensions (as DISCA's E-step); classical_split: exactly what DISCA's
-    # k_strategy "radial" starts from (radial.cluster_radial's defaults)
+    # radial warm-up starts from (radial.cluster_radial's defaults)
     labels = baseline(x, params.get("k_candidates", list(range(2, 21))), 16 if split else params.get("pca_components", 16),
                       split=split)
     return {**clustering_scores(truth, labels), "seconds_total": time.perf_counter() - t}
 
 
-NETWORK_KEYS = ("n_blocks", "first_filters", "filter_step", "feature_dim")
+NETWORK_KEYS = ("blocks", "first_filters", "filter_step", "feature_dim")
 
 
 def run_ceiling_child(store: Path, params: dict) -> dict:
@@ -194,7 +195,8 @@ def run_ceiling_child(store: Path, params: dict) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_ceiling, store, {k: params[k] for k in NETWORK_KEYS if k in params}).result()
+        network = {("n_blocks" if k == "blocks" else k): params[k] for k in NETWORK_KEYS if k in params}
+        return pool.submit(_ceiling, store, network).result()
 
 
 def _ceiling(store: Path, network: dict) -> dict:

@@ -1,10 +1,6 @@
 # Checkpoint classes: which classes of the labels have enough particles to be averaged.
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from discaflow.rulerun import run_rule  # noqa: E402
+from discaflow.rulerun import run_rule
 
 
 def body():

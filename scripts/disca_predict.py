@@ -1,8 +1,5 @@
 # Rule disca_predict: label a dataset with a trained bundle instead of training.
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.cli import main
 from discaflow.rulerun import run_rule

@@ -1,10 +1,7 @@
-# Rule disca_result: labels, features and model bundle of the lowest-DDBI iteration.
-import sys
+# Rule disca_result: labels, features and model bundle of the result iteration.
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from discaflow.em import export_result
+from discaflow.disca import export_result
 from discaflow.rulerun import run_rule
 
 run_rule(snakemake, lambda: export_result(snakemake.params.state_dir, snakemake.input.store,

@@ -3,9 +3,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from discaflow.em import DiscaEM, Interrupted, completed_iterations, params_from_settings, read_state
+from discaflow.disca import Disca, Interrupted
+from discaflow.disca.checkpoint import completed_iterations, read_state
+from discaflow.disca.config import from_settings
 from discaflow.io.atomic import atomic_path
 from discaflow.rulerun import run_rule
 
@@ -15,11 +15,11 @@ state_dir = Path(snakemake.params.state_dir)
 
 
 def body():
-    em = DiscaEM(**params_from_settings(settings))
     try:
         # Round 0 after a config or store change starts over; later rounds resume.
-        em.fit(snakemake.input.store, state_dir, max_new_iterations=settings["iterations_per_job"],
-               init_from=settings.get("init_from"), restart_on_change=(round_index == 0))
+        Disca(config=from_settings(settings)).fit(snakemake.input.store, state_dir,
+                                                  max_new_iterations=settings["iterations_per_job"],
+                                                  init_from=settings.get("init_from"), restart_on_change=(round_index == 0))
     except Interrupted:
         print("discaflow: DISCA stopped by a signal; rerun the workflow to resume", file=sys.stderr)
         sys.exit(143)

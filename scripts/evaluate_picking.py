@@ -1,8 +1,4 @@
 # Rule evaluate_picking: recall and precision of a simulated dataset's picks against its ground truth.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.pick import evaluate_picking
 from discaflow.rulerun import run_rule

@@ -1,13 +1,10 @@
 # Rule export: particle lists for RELION 5, Warp/M (RELION 3/4) and CSV, all classes and per class.
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from discaflow.rulerun import run_rule
 
-from discaflow.rulerun import run_rule  # noqa: E402
-
-from discaflow.export import run_export  # noqa: E402
-from discaflow.io.slabs import SlabReader  # noqa: E402
+from discaflow.export import run_export
+from discaflow.io.slabs import SlabReader
 
 
 def body():

@@ -1,8 +1,4 @@
 # Rule extract: subtomograms of one tomogram at its picks -> per-tomogram store.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.extract import run_extract
 from discaflow.rulerun import run_rule

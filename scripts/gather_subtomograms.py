@@ -1,8 +1,4 @@
 # Rule gather_subtomograms: the per-tomogram stores of a dataset -> one dataset store.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.extract import gather_stores
 from discaflow.rulerun import run_rule

@@ -1,8 +1,4 @@
 # Rule pick: DoG picking of one tomogram -> STAR particle table.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.pick import run_pick
 from discaflow.rulerun import run_rule

@@ -1,8 +1,4 @@
 # Rule picks_preview: a slab of the dataset's first tomogram with its picks (and ground truth).
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.plots import plot_picks
 from discaflow.rulerun import run_rule

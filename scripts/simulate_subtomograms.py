@@ -1,8 +1,4 @@
 # Rule simulate_subtomograms: the labelled subtomogram store of one simulation section.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.rulerun import run_rule
 from discaflow.simulate.run import run_subtomograms

@@ -1,8 +1,4 @@
 # Rule simulate_tomogram: one simulated tomogram, its noise-free density and its ground truth.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.rulerun import run_rule
 from discaflow.simulate.run import run_tomogram

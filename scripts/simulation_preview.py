@@ -1,8 +1,4 @@
 # Rule simulation_preview: a PNG of a simulated tomogram with its ground truth and a class gallery.
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from discaflow.plots import plot_simulation_preview
 from discaflow.rulerun import run_rule

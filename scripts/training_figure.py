@@ -1,10 +1,7 @@
 # Rule training_figure: K, DDBI and agreement per iteration; t-SNE maps of the features.
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from discaflow.rulerun import run_rule  # noqa: E402
+from discaflow.rulerun import run_rule
 
 
 

@@ -101,17 +101,21 @@ def test_pick_cli_bad_input(tmp_path, capsys):
     assert not (tmp_path / "p.star").exists()
 
 
-def test_disca_options_left_out_keep_the_engine_defaults():
-    """`discaflow disca` passes only the DISCA options given; the others are DiscaParams' defaults
-    (so the command line cannot drift from the engine), and the boolean tests can be turned off."""
-    from discaflow.cli import _disca_params, build_parser
-    from discaflow.em import DiscaParams
+def test_disca_options_are_the_engine_config():
+    """`discaflow disca` has one option per DiscaConfig field; options left out keep its defaults,
+    bad values are one-line errors naming the key."""
+    from discaflow.cli import build_parser
+    from discaflow.disca import DiscaConfig
+    from discaflow.disca.config import from_arguments
+    from discaflow.errors import InputError
 
-    given = _disca_params(build_parser().parse_args(["disca", "s.h5", "--state-dir", "d"]))
-    assert not {"k_strategy", "learning_rate", "radial_split", "radial_merge", "split_test", "batchnorm_samples"} & set(given)
-    p = DiscaParams(**given)
-    assert (p.k_strategy, p.radial_split, p.radial_merge) == ("radial", True, True)
-    off = _disca_params(build_parser().parse_args(["disca", "s.h5", "--state-dir", "d", "--no-radial-merge",
-                                                   "--split-test", "--k-strategy", "reference", "--batchnorm-samples", "0"]))
-    assert off["radial_merge"] is False and off["split_test"] is True and off["k_strategy"] == "reference"
-    assert off["batchnorm_samples"] == 0
+    parse = build_parser().parse_args
+    assert from_arguments(parse(["disca", "s.h5", "--state-dir", "d"])) == DiscaConfig()
+    given = from_arguments(parse(["disca", "s.h5", "--state-dir", "d", "--design", "reference", "--batchnorm-samples", "0",
+                                  "--k-candidates", "4", "2", "--deterministic", "--learning-rate", "1e-5"]))
+    assert given == DiscaConfig(design="reference", batchnorm_samples=0, k_candidates=[2, 4], deterministic=True,
+                                learning_rate=1e-5)
+    for bad, key in ((["--learning-rate", "-1"], "learning_rate"), (["--k-candidates", "-2", "3"], "k_candidates"),
+                     (["--blocks", "0"], "blocks"), (["--batch-size", "0"], "batch_size")):
+        with pytest.raises(InputError, match=f"disca.{key}"):
+            from_arguments(parse(["disca", "s.h5", "--state-dir", "d", *bad]))

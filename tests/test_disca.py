@@ -15,7 +15,7 @@ from discaflow.io.store import StoreWriter, SubtomogramStore
 
 from conftest import REPO, STRUCTURES
 
-TINY = {"n_blocks": 4, "first_filters": 8, "filter_step": 8, "feature_dim": 64, "max_iterations": 6,
+TINY = {"blocks": 4, "first_filters": 8, "filter_step": 8, "feature_dim": 64, "max_iterations": 6,
         "learning_rate": 1e-3, "epochs_per_iteration": 1, "warmup_iterations": 2, "k_candidates": [2, 3, 4, 5],
         "pca_components": 4, "precision": "float32"}
 # The test sets: 16³ boxes at 26 Å/voxel (the smallest box the ribosome fits with its shifts), so
@@ -196,9 +196,9 @@ def test_rotation_with_noise_fill():
 
 
 def _run(em_params, store, state_dir, **fit):
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
 
-    return DiscaEM(**em_params).fit(store, state_dir, **fit)
+    return Disca(**em_params).fit(store, state_dir, **fit)
 
 
 @pytest.fixture(scope="module")
@@ -217,16 +217,16 @@ def tiny_em(three_classes, tmp_path_factory):
 def test_tiny_em_reaches_high_homogeneity(three_classes, tiny_em):
     from sklearn.metrics import homogeneity_score
 
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
 
-    em = DiscaEM()._load_result(tiny_em)
+    em = Disca.load(tiny_em)
     with SubtomogramStore(three_classes) as s:
         truth = s.column("label")
     assert em.n_clusters_ == 3
     assert homogeneity_score(truth, em.labels_) >= 0.9
     hist = em.history_
     assert [h["iteration"] for h in hist] == list(range(len(hist)))
-    # the default k_strategy "radial": warm-up labels from the radial descriptors' clustering, not a BIC
+    # the default design: warm-up labels from the radial descriptors' clustering, not a BIC
     # choice on the network's features; BIC chooses from the first iteration after the warm-up on
     assert [h["in_warmup"] for h in hist[:2]] == [True, True] and hist[0]["k_bic"] is None
     assert all(h["k_bic"] is not None for h in hist[2:])
@@ -284,10 +284,10 @@ def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
     out = subprocess.run(args + ["--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert not list((tmp_path / "s").glob(".iter_*"))
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
 
-    a = DiscaEM()._load_result(tmp_path / "s")
-    b = DiscaEM()._load_result(uninterrupted)
+    a = Disca.load(tmp_path / "s")
+    b = Disca.load(uninterrupted)
     assert np.array_equal(a.labels_, b.labels_)
     assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
     # the cycle test reads the labels of two iterations before from disk, so a resumed run decides alike
@@ -307,7 +307,7 @@ def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
 @pytest.mark.slow
 def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tiny_em, tmp_path):
     from discaflow.bundle import load_bundle, predict_store
-    from discaflow.em import export_result
+    from discaflow.disca import export_result
 
     summary = export_result(tiny_em, three_classes, tmp_path / "out")
     assert summary["bundle_agreement"] == 1.0
@@ -327,37 +327,17 @@ def test_bundle_predicts_the_training_labels_and_checks_box(three_classes, tiny_
 
 
 def test_candidates_clipped_for_small_sets(caplog):
-    from discaflow.em import DiscaParams, candidates_for
+    from discaflow.disca import DiscaConfig
+    from discaflow.disca.rules import candidates_for
 
-    p = DiscaParams(pca_components=16, k_strategy="overpartition")
-    assert candidates_for(p, 5, 60) == [2, 3]
+    assert candidates_for(DiscaConfig(pca_components=16), 60) == [2, 3]
     assert "clipped" in caplog.text
-    assert candidates_for(p, 0, 60) == [3]  # warm-up: the largest allowed over-partition
-    # radial (default): the warm-up's classical clustering chooses among all allowed candidates
-    assert candidates_for(DiscaParams(pca_components=16), 0, 60) == [2, 3]
-    assert candidates_for(DiscaParams(k_strategy="reference"), 0, 10_000) == [5, 10, 20]
-
-
-def test_defaults_agree_between_code_schema_and_reference_design():
-    """The workflow schema's disca defaults are DiscaParams' (config key ``blocks`` is ``n_blocks``), and
-    REFERENCE_DESIGN names only parameters whose default differs from the published design's value."""
-    import yaml
-    from dataclasses import fields
-
-    from discaflow.em import REFERENCE_DESIGN, DiscaParams, params_from_settings
-
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    schema_defaults = {k: v["default"] for k, v in schema["$defs"]["disca"]["properties"].items() if "default" in v}
-    code = {f.name: getattr(DiscaParams(), f.name) for f in fields(DiscaParams)}
-    from_schema = params_from_settings(schema_defaults)
-    assert from_schema and {k: code[k] for k in from_schema} == from_schema
-    assert all(code[k] != v for k, v in REFERENCE_DESIGN.items())
-    assert DiscaParams(**REFERENCE_DESIGN).k_strategy == "reference"
+    assert candidates_for(DiscaConfig(design="reference"), 10_000) == [5, 10, 20]
 
 
 @pytest.mark.parametrize("case", ["empty", "nan"])
 def test_bad_store_for_disca(tmp_path, case):
-    from discaflow.em import DiscaEM
+    from discaflow.disca import Disca
 
     with StoreWriter(tmp_path / "s.h5", 24, 16.0, dtype="float32", normalize=False) as w:
         if case == "nan":
@@ -365,50 +345,24 @@ def test_bad_store_for_disca(tmp_path, case):
             x[1, 2, 3, 4] = np.nan
             w.append(x)
     with pytest.raises(InputError) as err:
-        DiscaEM(**TINY).fit(tmp_path / "s.h5", tmp_path / "state")
+        Disca(**TINY).fit(tmp_path / "s.h5", tmp_path / "state")
     assert "s.h5" in str(err.value) and "\n" not in str(err.value)
-
-
-def test_materialised_augmentation_feeds_the_same_batches(small_set):
-    """The reference-design data flow (bench comparator) trains on the same (subtomogram, copy)
-    batches as the streamed one: without rotated copies both give the same losses."""
-    import keras
-
-    from discaflow import model as M
-    from discaflow.em import DiscaParams, Trainer, _StopFlag, smoothed_targets
-
-    M.set_precision("float32")
-    losses = {}
-    with SubtomogramStore(small_set) as store:
-        targets = smoothed_targets(np.arange(len(store)) % 3, 3, 0.1)
-        for mode in (False, True):
-            p = DiscaParams(**{**TINY, "rotation_copies": 0, "materialise_augmentation": mode})
-            keras.utils.set_random_seed(0)
-            features = M.build_feature_model(store.box_vox, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim,
-                                             p.dropout_rate, seed=0)
-            classifier = M.build_classifier(features, M.build_head(p.feature_dim, 3, seed=0))
-            classifier.compile(optimizer=keras.optimizers.Nadam(1e-3), loss=keras.losses.CategoricalHinge())
-            keras.utils.set_random_seed(1)
-            losses[mode] = Trainer(store, p, _StopFlag()).train_epoch(classifier, targets, 1e-3, 0)
-        # with one rotated copy the materialised epoch sees twice the data and still trains
-        p = DiscaParams(**{**TINY, "rotation_copies": 1, "materialise_augmentation": True})
-        assert np.isfinite(Trainer(store, p, _StopFlag()).train_epoch(classifier, targets, 1e-3, 1))
-    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
 
 
 def test_trainer_recalibrates_batchnorm_from_a_seeded_subset(small_set):
     """batchnorm_samples > 0: the moving statistics come from that many subtomograms, chosen by the
     seed and iteration (a rerun gives the same statistics); 0 leaves them alone."""
     from discaflow import model as M
-    from discaflow.em import DiscaParams, Trainer, _StopFlag
+    from discaflow.disca import DiscaConfig
+    from discaflow.disca.mstep import Trainer
 
     M.set_precision("float32")
 
     def moving_mean(samples, iteration):
-        p = DiscaParams(**{**TINY, "batchnorm_samples": samples})
-        features = M.build_feature_model(BOX, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
+        c = DiscaConfig(**{**TINY, "batchnorm_samples": samples})
+        features = M.build_feature_model(BOX, c.blocks, c.first_filters, c.filter_step, c.feature_dim, seed=0)
         with SubtomogramStore(small_set) as store:
-            Trainer(store, p, _StopFlag()).recalibrate_batchnorm(features, iteration)
+            Trainer(store, c).recalibrate_batchnorm(features, iteration)
         return np.asarray(features.get_layer("bn1").moving_mean)
 
     assert np.all(moving_mean(0, 1) == 0.0)  # untouched: Keras initialises the moving mean to 0
@@ -418,42 +372,15 @@ def test_trainer_recalibrates_batchnorm_from_a_seeded_subset(small_set):
     assert np.abs(a - c).max() > 1e-3  # another iteration draws another subset
 
 
-def test_rotated_copies_can_get_the_missing_wedge_again():
-    from discaflow.fourier import wedge_mask
+def test_reference_design_runs_and_its_bundle_reproduces_every_label(small_set, tmp_path):
+    """design reference (the published E-step: candidates 5, 10, 20 by BIC, no warm-up, no split or
+    merge tests, the lowest network DDBI): every label is the mixture's own prediction, so the exported
+    bundle reproduces all of them."""
+    from discaflow.disca import PUBLISHED, export_result
 
-    rng = np.random.default_rng(0)
-    batch = rng.standard_normal((3, 16, 16, 16)).astype(np.float32)
-    wedge = wedge_mask(16, -60, 60)
-    out = random_rotation_batch(batch, rng, wedge)
-    power = np.abs(np.fft.rfftn(out, axes=(1, 2, 3))) ** 2
-    assert power[:, wedge == 0].max() < 1e-6 * power[:, wedge == 1].mean()  # nothing left in the wedge
-    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-5)
-    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
-    plain = random_rotation_batch(batch, np.random.default_rng(0))
-    assert np.abs(np.fft.rfftn(plain, axes=(1, 2, 3)))[:, wedge == 0].max() > 1  # off: the wedge is filled
-
-
-def test_whitened_e_step_is_seeded_and_the_bundle_reproduces_it(small_set, tmp_path):
-    """whitening_subtomograms > 0: the whitening comes from a seeded subset and seeded rotations (a
-    rerun gives the same matrix, another iteration another one), and the exported bundle, which stores
-    only the folded PCA, predicts the run's own labels."""
-    from discaflow import model as M
-    from discaflow.em import DiscaParams, Trainer, _StopFlag, export_result
-
-    M.set_precision("float32")
-    p = DiscaParams(**{**TINY, "whitening_subtomograms": 12, "whitening_copies": 3, "augment_wedge_deg": 60})
-    features = M.build_feature_model(BOX, p.n_blocks, p.first_filters, p.filter_step, p.feature_dim, seed=0)
-    with SubtomogramStore(small_set) as store:
-        assert Trainer(store, DiscaParams(**TINY), _StopFlag()).copy_whitening(features, 1) is None
-        a, b, c = (Trainer(store, p, _StopFlag()).copy_whitening(features, i) for i in (1, 1, 2))
-    assert a.shape == (p.feature_dim, p.feature_dim)
-    np.testing.assert_allclose(a, b)
-    assert np.abs(a - c).max() > 1e-6 * np.abs(a).max()
-    # over-partition: every label is then the mixture's own prediction, so the bundle must reproduce all
-    # of them (the radial warm-up's labels come from another clustering; see the radial test)
-    em = _run({**TINY, "k_strategy": "overpartition", "max_iterations": 2, "whitening_subtomograms": 12,
-               "whitening_copies": 3}, small_set, tmp_path / "s")
-    assert all(h["seconds"]["whitening"] > 0 for h in em.history_)
+    em = _run({**TINY, **PUBLISHED, "max_iterations": 2, "rotation_copies": 0}, small_set, tmp_path / "s")
+    assert [h["candidates"] for h in em.history_] == [[5, 10]] * len(em.history_)  # 60 subtomograms: 20 clipped
+    assert not any(h["in_warmup"] or h["splits"] or h["merges"] or h["ddbi_radial"] for h in em.history_)
     assert export_result(tmp_path / "s", small_set, tmp_path / "out")["bundle_agreement"] == 1.0
 
 
@@ -462,7 +389,7 @@ def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
 
     from discaflow import cpu
     from discaflow import model as M
-    from discaflow.em import resolve_precision
+    from discaflow.disca.mstep import resolve_precision
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # as on a machine without GPU
 
@@ -479,17 +406,19 @@ def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"  # an explicit choice is kept
 
 
-def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
-    """k_strategy "radial": the warm-up iteration's labels are radial.cluster_radial's clustering of
-    the radial descriptors (no BIC on the network's features); radial_split: after the warm-up each
-    cluster is tested on the radial descriptors (records marked "radial" in the iteration's state), and
-    with radial_merge pairs of clusters too (records under "merges");
-    the run completes (resumed under another n_jobs) and its bundle exports. (The criteria themselves: tests/test_gmm.py.)"""
-    from discaflow.em import export_result
+def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path, monkeypatch):
+    """design discaflow: the warm-up iteration's labels are radial.cluster_radial's clustering of the
+    radial descriptors (no BIC on the network's features); after it each cluster is tested on the
+    radial descriptors (records marked "radial") and pairs of clusters for a merge (records under
+    "merges"); the run completes (resumed under another n_jobs) and its bundle exports. (The criteria
+    themselves: tests/test_gmm.py; the E-step alone: tests/test_estep.py.)"""
+    from discaflow.disca import export_result
     from discaflow.radial import cluster_radial, store_radial_features
 
-    params = {**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
-              "k_strategy": "radial", "radial_split": True, "radial_split_dims": 4, "radial_merge": True}
+    from discaflow.disca import estep
+
+    monkeypatch.setattr(estep, "RADIAL_SPLIT_DIMS", 4)  # clusters of 20 are too small to test in 24 dimensions
+    params = {**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0}
     # the warm-up on one process, the rest resumed on two: n_jobs is not part of the run's identity
     _run({**params, "n_jobs": 1}, small_set, tmp_path / "s", max_new_iterations=1)
     em = _run({**params, "n_jobs": 2}, small_set, tmp_path / "s")
@@ -502,64 +431,9 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path):
     radial = [[r for r in h["splits"] if r.get("features") == "radial"] for h in em.history_]
     assert radial[0] == [] and all(radial[1:]), radial  # none in the warm-up, every cluster tested after
     assert all(r["cluster"] < h["k"] + len(h["merges"]) for rs, h in zip(radial, em.history_) for r in rs)
-    # radial_merge: merge records (pairs the radial test cannot split) after the warm-up, none in it
     assert em.history_[0]["merges"] == [] and all(len(r["clusters"]) == 2 for h in em.history_ for r in h["merges"])
-    # result_space auto → radial: both DDBIs recorded, the result the lowest radial one after the warm-up
+    # both DDBIs recorded; the result the lowest radial one after the warm-up (not converged in 2 iterations)
     assert all(isinstance(h["ddbi_radial"], float) and isinstance(h["ddbi"], float) for h in em.history_)
     assert em.best_iteration_ == 1 and em.ddbi_ == em.history_[1]["ddbi_radial"]
     summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
     assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()
-
-
-def test_labels_converge_on_the_previous_labels_or_on_a_two_iteration_cycle():
-    """em.labels_converged: never in the warm-up; converged when the agreement with the previous
-    iteration's labels exceeds agreement_stop; with cycle_stop (default, not the paper's) also when the
-    agreement with the labels of two iterations before does, and only then "by a cycle"."""
-    from discaflow.em import REFERENCE_DESIGN, DiscaParams, labels_converged
-
-    p = DiscaParams()
-    assert labels_converged(None, None, p, False) == (False, False)  # the first iteration
-    assert labels_converged(1.0, 1.0, p, True) == (False, False)  # warm-up labels never converge
-    assert labels_converged(1.0, 0.5, p, False) == (True, False)
-    assert labels_converged(0.9995, None, p, False) == (True, False)
-    assert labels_converged(0.999, None, p, False) == (False, False)  # more than agreement_stop
-    assert labels_converged(0.996, 1.0, p, False) == (True, True)  # A, B, A: the loop alternates
-    assert labels_converged(0.996, 0.999, p, False) == (False, False)
-    assert labels_converged(0.996, 0.998, DiscaParams(agreement_stop=0.99), False) == (True, False)
-    assert labels_converged(0.996, None, p, False) == (False, False)
-    reference = DiscaParams(**REFERENCE_DESIGN)
-    assert labels_converged(0.996, 1.0, reference, False) == (False, False)  # the paper: the previous labels only
-    assert labels_converged(1.0, 0.5, reference, False) == (True, False)
-
-
-def test_result_iteration_uses_the_radial_ddbi_when_recorded_and_never_the_warm_up():
-    """em.result_iteration: a converged run's last iteration (result_converged), else the lowest DDBI after the warm-up; in the radial descriptors' space when every
-    such iteration recorded it (result_space radial), else in the network's (and for runs recorded
-    before ddbi_radial existed); ties go to the earlier iteration."""
-    from discaflow.em import REFERENCE_DESIGN, DiscaParams, result_iteration
-
-    h = [{"iteration": 0, "in_warmup": True, "ddbi": 0.1, "ddbi_radial": 0.1},
-         {"iteration": 1, "in_warmup": False, "ddbi": 0.5, "ddbi_radial": 2.0},
-         {"iteration": 2, "in_warmup": False, "ddbi": 0.9, "ddbi_radial": 0.3},
-         {"iteration": 3, "in_warmup": False, "ddbi": 0.9, "ddbi_radial": 0.3}]
-    best, key = result_iteration(h)
-    assert (best["iteration"], key) == (2, "ddbi_radial")
-    network = [{**s, "ddbi_radial": None} for s in h]
-    assert result_iteration(network)[0]["iteration"] == 1 and result_iteration(network)[1] == "ddbi"
-    old = [{k: v for k, v in s.items() if k != "ddbi_radial"} for s in h]
-    assert result_iteration(old)[0]["iteration"] == 1
-    # a converged run recorded with result_converged returns its converged last iteration, whatever the
-    # DDBI; without the flag (the paper, and runs recorded before it) the lowest DDBI still decides
-    conv = h + [{"iteration": 4, "in_warmup": False, "ddbi": 0.95, "ddbi_radial": 0.4, "converged": True,
-                 "result_converged": True}]
-    assert result_iteration(conv)[0]["iteration"] == 4
-    assert result_iteration([*conv[:-1], {**conv[-1], "result_converged": False}])[0]["iteration"] == 2
-    assert result_iteration([*conv[:-1], {**conv[-1], "converged": False}])[0]["iteration"] == 2
-    assert DiscaParams().result_converged and not DiscaParams(**REFERENCE_DESIGN).result_converged
-    # which space each setting records
-    assert DiscaParams().result_ddbi_key == "ddbi_radial"
-    assert DiscaParams(k_strategy="overpartition").result_ddbi_key == "ddbi"
-    assert DiscaParams(k_strategy="overpartition", result_space="radial").result_ddbi_key == "ddbi_radial"
-    assert DiscaParams(**REFERENCE_DESIGN).result_ddbi_key == "ddbi"
-    with pytest.raises(InputError, match="result_space"):
-        DiscaParams(result_space="pca")

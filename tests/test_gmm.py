@@ -214,44 +214,6 @@ def test_mixture_from_labels_reproduces_separated_labels():
     assert np.mean(gm.predict(z) == labels) > 0.99
 
 
-def test_copy_whitening_removes_a_nuisance_direction():
-    """Two classes apart along axis 0; along axis 1 each point varies much more with its 'orientation'
-    (which its rotated copies vary too). Raw PCA to 1 dimension keeps the nuisance and the mixture
-    splits by it; after whitening by the copies' scatter the first axis is the class axis."""
-    from sklearn.metrics import homogeneity_score
-    from sklearn.mixture import GaussianMixture
-
-    from discaflow.gmm import copy_whitening, fit_pca, fit_whitened_pca
-
-    rng = np.random.default_rng(0)
-    n, d = 400, 5
-    y = np.repeat([0, 1], n // 2)
-    base = rng.normal(0, 0.3, (n, d))
-    base[:, 0] += 2.0 * y  # class
-    nuisance = np.where(rng.random(n) < 0.5, -4.0, 4.0)  # two 'orientations', independent of the class
-    f = base.copy()
-    f[:, 1] += nuisance
-    copies = np.repeat(base[:, None, :], 4, axis=1)
-    copies[:, :, 1] += rng.choice([-4.0, 4.0], (n, 4))  # copies: new orientations, same identity
-    copies[:, :, :] += rng.normal(0, 0.05, copies.shape)
-
-    def clusters(z):
-        return GaussianMixture(2, random_state=0, n_init=3).fit_predict(z)
-
-    raw = fit_pca(f, 1)
-    assert homogeneity_score(y, clusters(raw.transform(f))) < 0.1
-    w = copy_whitening(copies)
-    np.testing.assert_allclose(w, w.T)
-    white = fit_whitened_pca(f, w, 1)
-    assert homogeneity_score(y, clusters(white.transform(f))) > 0.95
-    # the folded map is the whole transform: what a model bundle stores (mean, components) reproduces it
-    np.testing.assert_allclose((f - white.mean_) @ white.components_.T, white.transform(f), atol=1e-9)
-    np.testing.assert_allclose(np.abs(white.transform(f)[:, 0]),
-                               np.abs(fit_pca((f - f.mean(0)) @ w, 1).transform((f - f.mean(0)) @ w)[:, 0]), atol=1e-9)
-    with pytest.raises(ValueError, match="at least 2 copies"):
-        copy_whitening(copies[:, :1])
-
-
 def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
     """The radial split test's criterion (radial descriptors, two tied Gaussians) splits a cluster of
     20S and 26S proteasomes (the 26S is the 20S with two caps) and leaves a cluster of 20S alone."""
@@ -279,7 +241,7 @@ def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
 
 
 def test_cluster_radial_finds_the_classes_and_does_not_over_split(tmp_path):
-    """The classical clustering behind k_strategy "radial": four complexes (two of them the 20S
+    """The classical clustering behind the radial warm-up (design discaflow): four complexes (two of them the 20S
     proteasome with and without caps) at SNR 0.1 give K = 4 with homogeneity ≥ 0.95, two give K = 2
     (not the K = 6–8 of singular small clusters: a fit is kept only if every cluster has more members
     than dimensions)."""

@@ -31,6 +31,9 @@ def test_demo_config_is_valid_and_documented():
             "export", *config["export"]}
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"config/README.md does not document {missing}"
+    from discaflow.disca.config import markdown_table
+
+    assert markdown_table() in readme, "config/README.md: regenerate the disca table (python -m discaflow.config --disca-table)"
 
 
 def test_demo_dry_run(tmp_path):
@@ -65,29 +68,25 @@ def test_schema_rejects_bad_config_with_one_line(edit, expected):
     assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
 
 
-def test_dataset_overrides_mirror_the_stage_sections():
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
-    for stage in ("pick", "extract", "disca", "average", "embed", "export"):
-        base = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema[stage]["properties"].items()}
-        assert schema[f"{stage}_override"]["properties"] == base
+def test_the_disca_section_is_the_engine_config():
+    """The schema's disca section is generated from DiscaConfig: a checked config's section (defaults
+    filled) gives the DiscaConfig of the keys set, a dataset override has the same keys without
+    defaults, and a constraint of DiscaConfig is the schema's."""
+    from discaflow.config import load_schema
+    from discaflow.disca.config import DiscaConfig, from_settings
 
-
-def test_every_disca_setting_reaches_the_engine():
-    """Each key of the schema's disca section becomes a DiscaParams field (or is a workflow-only key),
-    and its schema default is the engine's default: a key added to one and not the other fails here."""
-    from dataclasses import MISSING, fields
-
-    from discaflow.em import DiscaParams, params_from_settings
-
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]["disca"]["properties"]
-    engine = {f.name: f for f in fields(DiscaParams)}
-    defaults = params_from_settings({k: v["default"] for k, v in schema.items() if "default" in v})
-    for key, value in defaults.items():
-        assert key in engine, f"disca.{key} is not a DiscaParams field"
-        default = engine[key].default_factory() if engine[key].default_factory is not MISSING else engine[key].default
-        assert value == default, f"disca.{key}: schema default {value!r}, engine default {default!r}"
-    assert len(defaults) >= 20
-    DiscaParams(**defaults)
+    config = check_config(_demo())
+    assert from_settings(config["disca"]) == DiscaConfig(**{k: v for k, v in _demo()["disca"].items()
+                                                           if k not in ("iterations_per_job", "init_from")})
+    defs = load_schema()["$defs"]
+    assert set(defs["disca_override"]["properties"]) == set(defs["disca"]["properties"])
+    assert not any("default" in v for v in defs["disca_override"]["properties"].values())
+    bad = _demo()
+    bad["disca"]["learning_rate"] = -1
+    with pytest.raises(InputError, match="disca.learning_rate"):
+        check_config(bad)
+    with pytest.raises(InputError, match="disca.learning_rate"):
+        DiscaConfig(learning_rate=-1)
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -30,20 +30,10 @@ def rotate_with_noise_fill(volume: np.ndarray, matrix_xyz: np.ndarray, rng: np.r
     return out, filled
 
 
-def random_rotation_batch(batch: np.ndarray, rng: np.random.Generator, wedge: np.ndarray | None = None) -> np.ndarray:
-    """Each volume of ``batch`` (n, b, b, b) under its own uniformly random proper rotation.
-
-    ``wedge``: an ``rfftn``-layout mask (fourier.wedge_mask). If given, the tomogram's missing wedge
-    is imposed again on every rotated copy (whose own wedge the rotation turned away from the beam)
-    and the copy renormalised to mean 0, variance 1: the copy then shows the particle in a new
-    orientation relative to the beam, as another particle of its class would.
-    """
+def random_rotation_batch(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each volume of ``batch`` (n, b, b, b) under its own uniformly random proper rotation."""
     rots = random_rotations(len(batch), rng).as_matrix()
     out = np.empty_like(batch, dtype=np.float32)
     for i in range(len(batch)):
         out[i], _ = rotate_with_noise_fill(np.asarray(batch[i], np.float32), rots[i], rng)
-    if wedge is not None:
-        out = np.fft.irfftn(np.fft.rfftn(out, axes=(1, 2, 3)) * wedge, s=out.shape[1:], axes=(1, 2, 3)).astype(np.float32)
-        out -= out.mean(axis=(1, 2, 3), keepdims=True)
-        out /= out.std(axis=(1, 2, 3), keepdims=True) + 1e-6
     return out

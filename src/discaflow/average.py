@@ -469,12 +469,10 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
     t0 = time.perf_counter()
     with SubtomogramStore(store_path) as store:
         idx = np.sort(idx)
-        x = store.take(idx)
+        x = store.take(idx, finite=True)
         vs, b, binning = store.voxel_size_A, store.box_vox, store.binning
         coords, tomo = store.column("coords"), store.column("tomogram")
         coords, tomo = (coords[idx], tomo[idx]) if coords is not None else (None, None)
-    if not np.isfinite(x).all():
-        raise InputError(f"{store_path}: NaN or Inf in the subtomograms of class {class_number}; re-extract the dataset")
     groups = None
     if coords is not None and len(coords) and np.isfinite(coords).all():
         # boxes overlap when centres are closer than one box (in unbinned pixels)

@@ -9,8 +9,6 @@ pickle) and ``bundle.json`` (box size, voxel size, K, provenance).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,31 +37,21 @@ class Bundle:
 
     def mixture(self):
         """The sklearn GaussianMixture with these parameters (for predict/predict_proba)."""
-        from sklearn.mixture import GaussianMixture
-        from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+        from discaflow.gmm import mixture_from_params
 
-        gm = GaussianMixture(n_components=self.k, covariance_type="full")
-        gm.weights_, gm.means_, gm.covariances_ = self.weights, self.means, self.covariances
-        gm.precisions_cholesky_ = _compute_precision_cholesky(self.covariances, "full")
-        gm.precisions_ = np.array([c @ c.T for c in gm.precisions_cholesky_])
-        gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 0, 0.0
-        return gm
+        return mixture_from_params(self.weights, self.means, self.covariances)
 
 
 def write_bundle(path, feature_model, mixture_npz: dict, box_vox: int, voxel_size_A: float, info: dict) -> Path:
     """Write a bundle directory atomically (temporary directory, then rename)."""
+    from discaflow.io.atomic import atomic_dir
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    feature_model.save(tmp / "features.keras")
-    np.savez(tmp / "mixture.npz", **{k: np.asarray(v, np.float64) for k, v in mixture_npz.items()})
-    (tmp / "bundle.json").write_text(json.dumps({"format": FORMAT, "format_version": 1, "box_vox": int(box_vox),
-                                                  "voxel_size_A": float(voxel_size_A), **info}, indent=2))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with atomic_dir(path) as tmp:
+        feature_model.save(tmp / "features.keras")
+        np.savez(tmp / "mixture.npz", **{k: np.asarray(v, np.float64) for k, v in mixture_npz.items()})
+        (tmp / "bundle.json").write_text(json.dumps({"format": FORMAT, "format_version": 1, "box_vox": int(box_vox),
+                                                      "voxel_size_A": float(voxel_size_A), **info}, indent=2))
     return path
 
 
@@ -98,16 +86,9 @@ def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
     n = len(store)
     if n == 0:
         raise InputError(f"{store.path}: the store holds no subtomograms")
-    from discaflow.model import predict_batch
+    from discaflow.disca.mstep import store_features
 
-    feats = np.empty((n, bundle.feature_model.output_shape[-1]), np.float32)
-    for s in range(0, n, batch_size):
-        x = store.read(s, s + batch_size)
-        if not np.isfinite(x).all():
-            raise InputError(f"{store.path}: NaN or Inf in subtomograms {s}-{s + len(x) - 1}; re-extract the dataset")
-        feats[s: s + len(x)] = predict_batch(bundle.feature_model, x, pad_to=batch_size)
-        if progress:
-            progress(min(n, s + batch_size), n)
+    feats = store_features(bundle.feature_model, store, batch_size, progress=progress)
     z = (feats.astype(np.float64) - bundle.pca_mean) @ bundle.pca_components.T
     gm = bundle.mixture()
     return gm.predict(z), gm.predict_proba(z).max(axis=1), feats

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from discaflow import __version__
+from discaflow.disca import config as disca_config
 from discaflow.errors import InputError
 
 
@@ -123,25 +124,11 @@ def _cmd_gather(args) -> None:
     print(f"wrote {args.out}: {summary['n']} subtomograms from {summary['tomograms']} tomograms")
 
 
-def _disca_params(args) -> dict:
-    """DiscaParams keys given on the command line; options left out keep DiscaParams' defaults (not
-    repeated here, so they cannot drift apart; importing em at parse time would load scikit-learn)."""
-    given = {"k_strategy": args.k_strategy, "warmup_iterations": args.warmup_iterations, "max_iterations": args.max_iterations,
-             "precision": args.precision, "n_blocks": args.blocks, "first_filters": args.first_filters,
-             "filter_step": args.filter_step, "feature_dim": args.feature_dim, "pca_components": args.pca_components,
-             "learning_rate": args.learning_rate, "epochs_per_iteration": args.epochs_per_iteration,
-             "batch_size": args.batch_size, "seed": args.seed, "deterministic": args.deterministic,
-             "split_test": args.split_test, "radial_split": args.radial_split, "radial_merge": args.radial_merge,
-             "result_space": args.result_space, "result_converged": args.result_converged,
-             "cycle_stop": args.cycle_stop,
-             "batchnorm_samples": args.batchnorm_samples, "k_candidates": args.k_candidates}
-    return {k: v for k, v in given.items() if v is not None}
-
-
 def _cmd_disca(args) -> int:
-    from discaflow.em import DiscaEM, Interrupted, export_result
+    from discaflow.disca import Disca, Interrupted, export_result
+    from discaflow.disca.config import from_arguments
 
-    em = DiscaEM(**_disca_params(args))
+    em = Disca(config=from_arguments(args))
     try:
         em.fit(args.store, args.state_dir, max_new_iterations=args.iterations, init_from=args.init_from)
     except Interrupted:
@@ -302,40 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--out", default=None, help="when finished, write labels, features and the model bundle here")
     dc.add_argument("--iterations", type=int, default=None, help="run at most this many iterations now (default: to the end)")
     dc.add_argument("--init-from", default=None, help="fine-tune: start from this model bundle's network")
-    dc.add_argument("--k-strategy", choices=["radial", "overpartition", "bic", "reference"], default=None,
-                    help="how K is chosen (default radial; see config/README.md)")
-    dc.add_argument("--k-candidates", type=int, nargs="+", default=None, help="candidate numbers of clusters (default 2..20)")
-    dc.add_argument("--warmup-iterations", type=int, default=None)
-    dc.add_argument("--split-test", action=argparse.BooleanOptionalAction, default=None,
-                    help="after the warm-up, test every cluster for two populations in the network's features")
-    dc.add_argument("--radial-split", action=argparse.BooleanOptionalAction, default=None,
-                    help="after the warm-up, test every cluster for two populations in the radial descriptors")
-    dc.add_argument("--radial-merge", action=argparse.BooleanOptionalAction, default=None,
-                    help="after the radial split test, merge clusters whose union it declines to split")
-    dc.add_argument("--result-space", choices=["auto", "network", "radial"], default=None,
-                    help="where the DDBI that picks the result iteration is measured (default auto: radial "
-                         "descriptors with --k-strategy radial, else the network's features)")
-    dc.add_argument("--result-converged", action=argparse.BooleanOptionalAction, default=None,
-                    help="a converged run returns its converged iteration (default); --no-result-converged: "
-                         "always the lowest DDBI, as the paper")
-    dc.add_argument("--cycle-stop", action=argparse.BooleanOptionalAction, default=None,
-                    help="also converged when the labels repeat those of two iterations before (default); "
-                         "--no-cycle-stop: only the previous iteration's, as the paper")
-    dc.add_argument("--batchnorm-samples", type=int, default=None,
-                    help="recompute BatchNorm statistics from this many subtomograms after every M-step (0: off)")
-    dc.add_argument("--max-iterations", type=int, default=None)
-    dc.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"], default="auto")
-    dc.add_argument("--blocks", type=int, default=10, help="YOPO conv blocks (reference 10)")
-    dc.add_argument("--first-filters", type=int, default=64, help="filters of the first block (reference 64)")
-    dc.add_argument("--filter-step", type=int, default=16, help="filters added per block (reference 16)")
-    dc.add_argument("--feature-dim", type=int, default=1024)
-    dc.add_argument("--pca-components", type=int, default=16)
-    dc.add_argument("--learning-rate", type=float, default=None)
-    dc.add_argument("--epochs-per-iteration", type=int, default=1)
-    dc.add_argument("--batch-size", type=int, default=64)
-    dc.add_argument("--seed", type=int, default=0)
-    dc.add_argument("--deterministic", action="store_true",
-                    help="bit-identical reruns on a CPU (float32, oneDNN off: slower)")
+    disca_config.add_arguments(dc)
     dc.set_defaults(func=_cmd_disca)
 
     pr = stages.add_parser("predict", help="label a store with a trained model bundle (no training)")

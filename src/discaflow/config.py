@@ -45,12 +45,30 @@ def _message(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message} (see config/README.md)"
 
 
+STAGES = ("pick", "extract", "disca", "average", "embed", "export")  # sections a dataset may override
+
+
+def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """The configuration schema, its ``disca`` section generated from DiscaConfig and every
+    ``<stage>_override`` from its stage section (same keys and constraints, no defaults)."""
+    from discaflow.disca.config import json_schema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    defs = schema["$defs"]
+    defs["disca"] = json_schema(defaults=True)
+    for stage in STAGES:
+        section = defs[stage]
+        defs[f"{stage}_override"] = {**section, "properties": {k: {kk: vv for kk, vv in v.items() if kk != "default"}
+                                                               for k, v in section["properties"].items()}}
+    return schema
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it.
 
     Raises :class:`InputError` with one line naming the first offending key.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -103,3 +121,13 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return check_config(config)
+
+
+if __name__ == "__main__":  # python -m discaflow.config --disca-table: config/README.md's disca table
+    import sys
+
+    from discaflow.disca.config import markdown_table
+
+    if sys.argv[1:] != ["--disca-table"]:
+        sys.exit("usage: python -m discaflow.config --disca-table")
+    print(markdown_table(), end="")

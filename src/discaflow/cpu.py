@@ -43,5 +43,5 @@ def prefer_onednn() -> None:
     the Table 1 cpu preset trained 11.7 → 30.4 subtomograms/s and inferred 44.5 → 99.3/s, the reference
     YOPO 2.2 → 3.2/s and 8.1 → 10.5/s; mostly the Conv3D gradients (the narrow network's input and filter
     gradients 3.2 + 3.3 s → 1.1 + 1.3 s per batch, beside a DISCA run). A Table 1 cpu-preset DISCA
-    iteration: 1.5× faster (bench/README.md). Deterministic runs turn them off (em.configure_tensorflow)."""
+    iteration: 1.5× faster (bench/README.md). Deterministic runs turn them off (disca.mstep.configure_tensorflow)."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -60,40 +60,6 @@ def fit_pca(features: np.ndarray, n_components: int = 16, seed: int = 0) -> PCA:
     return PCA(n_components=n, svd_solver="full", random_state=seed).fit(features.astype(np.float64))
 
 
-def copy_whitening(copy_features: np.ndarray, floor: float = 0.01) -> np.ndarray:
-    """Symmetric matrix W (D × D) that whitens the scatter among rotated copies of a subtomogram.
-
-    ``copy_features``: (m, c, D) features of c ≥ 2 randomly rotated copies of each of m subtomograms.
-    Their pooled within-subtomogram covariance holds the directions along which the features follow
-    a particle's orientation rather than its identity; ``(f - mean) @ W`` divides each of its
-    eigendirections by its standard deviation. Eigenvalues are floored at ``floor`` × the largest, so
-    that directions the copies barely vary along are not inflated without bound.
-    """
-    m, c, d = copy_features.shape
-    if c < 2 or m < 1:
-        raise ValueError(f"need at least 2 copies of at least 1 subtomogram, got {c} of {m}")
-    dev = copy_features.astype(np.float64) - copy_features.mean(axis=1, keepdims=True)
-    dev = dev.reshape(m * c, d)
-    within = dev.T @ dev / (m * (c - 1))
-    evals, evecs = np.linalg.eigh(within)
-    evals = np.maximum(evals, 0.0) + floor * max(float(evals.max()), 1e-12)
-    return (evecs / np.sqrt(evals)) @ evecs.T
-
-
-def fit_whitened_pca(features: np.ndarray, whitening: np.ndarray, n_components: int = 16, seed: int = 0) -> PCA:
-    """PCA of the whitened features ``(f - mean) @ whitening``, folded back into one affine map.
-
-    The returned PCA's ``transform`` takes the *raw* features (its ``mean_`` is their mean and its
-    ``components_`` are the principal axes times the whitening), so a model bundle that stores only
-    ``mean_`` and ``components_`` predicts with the whitening included.
-    """
-    mean = features.astype(np.float64).mean(axis=0)
-    pca = fit_pca((features.astype(np.float64) - mean) @ whitening, n_components, seed)
-    pca.components_ = pca.components_ @ whitening.T
-    pca.mean_ = mean
-    return pca
-
-
 def relabel_consecutive(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 0..K-1 in order of first value (empty clusters removed)."""
     _, inverse = np.unique(labels, return_inverse=True)
@@ -400,4 +366,16 @@ def mixture_from_labels(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(z)
+    return gm
+
+
+def mixture_from_params(weights, means, covariances) -> GaussianMixture:
+    """A fitted full-covariance GaussianMixture with these parameters (for predict / predict_proba)."""
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+    gm = GaussianMixture(n_components=len(weights), covariance_type="full")
+    gm.weights_, gm.means_, gm.covariances_ = np.asarray(weights), np.asarray(means), np.asarray(covariances)
+    gm.precisions_cholesky_ = _compute_precision_cholesky(gm.covariances_, "full")
+    gm.precisions_ = np.array([c @ c.T for c in gm.precisions_cholesky_])
+    gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 0, 0.0
     return gm

@@ -19,7 +19,7 @@ import numpy as np
 from discaflow.cpu import BFLOAT16_CPU_FLAGS, cpu_has_native_bfloat16, prefer_onednn  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-prefer_onednn()  # before TensorFlow is imported (em.configure_tensorflow turns it off for deterministic runs)
+prefer_onednn()  # before TensorFlow is imported (disca.mstep.configure_tensorflow turns it off for deterministic runs)
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402

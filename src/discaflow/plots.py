@@ -178,7 +178,7 @@ def plot_training(history: list[dict], embeddings: list, labels: list, truth, ou
         ax = fig.add_subplot(gs[0, col])
         vals = [h.get(key) for h in history]
         ax.plot(its, [np.nan if v is None else v for v in vals], "-o", ms=3, label="network features")
-        if second and any(h.get(second) is not None for h in history):  # the result's DDBI (em.result_iteration)
+        if second and any(h.get(second) is not None for h in history):  # the result's DDBI (disca.rules.result_iteration)
             ax.plot(its, [np.nan if h.get(second) is None else h[second] for h in history], "-s", ms=3,
                     label="radial descriptors")
             ax.legend(fontsize=7)
@@ -203,7 +203,7 @@ def plot_training_from_state(state_dir, history_json, out_png, truth=None, max_p
 
     history = json.loads(Path(history_json).read_text())
     its = [h["iteration"] for h in history]
-    from discaflow.em import result_iteration
+    from discaflow.disca.rules import result_iteration
 
     best = result_iteration(history)[0]["iteration"]  # the result's rule
     chosen = sorted(set([its[0], its[len(its) // 2], best, its[-1]]))

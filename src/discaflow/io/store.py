@@ -227,19 +227,26 @@ class SubtomogramStore:
     def dtype(self) -> np.dtype:
         return self._file["subtomograms"].dtype
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Subtomograms ``start:stop`` as float32 (n, b, b, b)."""
-        return np.asarray(self._file["subtomograms"][start:stop], dtype=np.float32)
+    def read(self, start: int = 0, stop: int | None = None, *, finite: bool = False) -> np.ndarray:
+        """Subtomograms ``start:stop`` as float32 (n, b, b, b); with ``finite``, NaN or Inf is an InputError."""
+        x = np.asarray(self._file["subtomograms"][start:stop], dtype=np.float32)
+        return self._checked(x, range(start, start + len(x))) if finite else x
 
-    def take(self, indices: Sequence[int]) -> np.ndarray:
-        """Subtomograms at arbitrary ``indices`` (any order, repeats allowed) as float32."""
+    def take(self, indices: Sequence[int], *, finite: bool = False) -> np.ndarray:
+        """Subtomograms at arbitrary ``indices`` (any order, repeats allowed) as float32; ``finite`` as read."""
         idx = np.asarray(indices, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
         uniq, inverse = np.unique(idx[order], return_inverse=True)
         data = np.asarray(self._file["subtomograms"][uniq], dtype=np.float32)
         out = np.empty((len(idx), *data.shape[1:]), np.float32)
         out[order] = data[inverse]
-        return out
+        return self._checked(out, idx) if finite else out
+
+    def _checked(self, x: np.ndarray, indices) -> np.ndarray:
+        bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if bad.any():
+            raise InputError(f"{self.path}: NaN or Inf in subtomogram {int(np.asarray(indices)[bad][0])}; re-extract the dataset")
+        return x
 
     def iter_batches(self, batch_size: int = 256) -> Iterator[np.ndarray]:
         """Yield consecutive float32 batches of at most ``batch_size`` subtomograms."""
