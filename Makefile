@@ -28,7 +28,7 @@ venv-gpu: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 	$(BIN)/snakemake --profile profiles/local --cores 1 --report results/report.html
-	@echo "demo finished: open results/report.html, or see results/ (README, section 'What the demo produces')"
+	@echo "demo finished: open results/report.html, or see results/ (README, sections 'The demo' and 'Outputs')"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

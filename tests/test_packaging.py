@@ -36,3 +36,21 @@ def test_version_is_single_sourced():
     import discaflow
 
     assert re.fullmatch(r"\d+\.\d+\.\d+", discaflow.__version__)
+
+
+def test_the_readme_is_a_users_guide():
+    """README.md stays a guide (≤ 15 KB, no commit hashes or run logs) and every link in it resolves."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.encode()) <= 15_000
+    assert not re.search(r"\b(commit|at) [0-9a-f]{7,40}\b", text)
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (REPO / link).exists(), link
+
+
+def test_the_public_api_imports_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, discaflow; assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules; "
+            "from discaflow import Disca, DiscaConfig, SubtomogramStore, load_bundle, predict_store, export_result")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -26,7 +26,7 @@ def _add_imaging_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--box-vox", type=int, default=24, help="subtomogram box edge in voxels (sets the SNR reference box)")
     g.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance (paper: 0.1 … 0.001)")
     g.add_argument("--snr-convention", choices=["final_volume", "paper"], default="final_volume",
-                   help="final_volume: --snr holds in the written volumes; paper: the DISCA paper's recipe (README, Simulation)")
+                   help="final_volume: --snr holds in the written volumes; paper: the DISCA paper's recipe (README, The simulator)")
     g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(-60.0, 60.0), metavar=("MIN", "MAX"))
     g.add_argument("--tilt-step-deg", type=float, default=2.0)
     g.add_argument("--defocus-um", type=float, default=-5.0, help="negative = underfocus")
