@@ -6,8 +6,8 @@ Per N (default 2,000, 20,000 and 200,000 subtomograms):
 1. radial descriptors (radial.radial_features: radial profile, log radial power spectrum and
    principal moments of a 24³ box) — throughput measured on 2,000 synthetic subtomograms, projected;
 2. the warm-up clustering (radial.cluster_radial over candidates 2–20; once per run);
-3. one E-step's radial split test (gmm.split_clusters, tied covariances, up to SPLIT_MAX_PARTS parts,
-   SPLIT_N_INIT restarts each) and radial merge test (gmm.merge_clusters, every pair of clusters).
+3. one E-step's radial split test (splitting.split_clusters, tied covariances, up to SPLIT_MAX_PARTS parts,
+   SPLIT_N_INIT restarts each) and radial merge test (splitting.merge_clusters, every pair of clusters).
 Steps 2–3 run on synthetic descriptors of the real length: 8 well-separated Gaussian clusters of
 equal size, so the split test finds nothing to split and the merge test declines every pair (each
 pair is one two-part fit — the common case once K is right). Steps 2–3 run on ``--jobs`` processes
@@ -60,12 +60,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
     ap.add_argument("--clusters", type=int, default=8)
     ap.add_argument("--max-members", type=int, default=None,
-                    help="the E-step tests' member cap (default gmm.SPLIT_MAX_MEMBERS; 0: none, to see what the cap "
+                    help="the E-step tests' member cap (default splitting.SPLIT_MAX_MEMBERS; 0: none, to see what the cap "
                          "saves; the warm-up clustering keeps the default)")
     ap.add_argument("--jobs", type=int, default=-1, help="processes for the fits (default -1: every CPU, as DISCA)")
     args = ap.parse_args()
 
-    from discaflow.gmm import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, resolve_jobs, split_clusters
+    from discaflow.gmm import resolve_jobs
+    from discaflow.splitting import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
     from discaflow.radial import cluster_radial
 
     cap = SPLIT_MAX_MEMBERS if args.max_members is None else (args.max_members or None)

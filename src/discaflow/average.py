@@ -425,17 +425,19 @@ def align_volumes(moving: np.ndarray, fixed: np.ndarray, global_step_deg: float 
 # ---------------------------------------------------------------- one class of a dataset, with files
 
 def averager_from_settings(settings: dict, box_vox: int, voxel_size_A: float) -> SubtomogramAverager:
-    """A :class:`SubtomogramAverager` from a configuration ``average`` section."""
-    tmin, tmax = settings.get("tilt_min_deg", -60.0), settings.get("tilt_max_deg", 60.0)
-    lowpass_A = settings.get("initial_lowpass_A")
+    """A :class:`SubtomogramAverager` from a configuration ``average`` section (keys left out: the
+    schema's defaults)."""
+    from discaflow.config import stage_defaults
+
+    s = {**stage_defaults("average"), **settings}
+    tmin, tmax, lowpass_A = s["tilt_min_deg"], s["tilt_max_deg"], s["initial_lowpass_A"]
     return SubtomogramAverager(
-        iterations=settings.get("iterations", 7), global_iterations=settings.get("global_iterations", 4),
-        global_step_deg=settings.get("global_step_deg", 30.0), local_step_deg=settings.get("local_step_deg", 10.0),
-        min_step_deg=settings.get("min_step_deg", 2.0), max_shift_vox=settings.get("max_shift_vox", 4.0),
-        mask_radius_vox=settings.get("mask_radius_vox"),
+        iterations=s["iterations"], global_iterations=s["global_iterations"], global_step_deg=s["global_step_deg"],
+        local_step_deg=s["local_step_deg"], min_step_deg=s["min_step_deg"], max_shift_vox=s["max_shift_vox"],
+        mask_radius_vox=s["mask_radius_vox"],
         tilt_range_deg=None if tmin is None or tmax is None else (tmin, tmax),
         initial_lowpass_shell=None if not lowpass_A else box_vox * voxel_size_A / lowpass_A,
-        seed=settings.get("seed", 0))
+        seed=s["seed"])
 
 
 def run_average_class(store_path, labels_csv, class_number: int, out_dir, settings: dict) -> dict:

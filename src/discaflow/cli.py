@@ -224,6 +224,8 @@ def _add_geometry_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from discaflow.config import stage_defaults
+
     parser = argparse.ArgumentParser(prog="discaflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"discaflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
@@ -302,15 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("store")
     av.add_argument("labels", help="labels.csv written by disca or predict")
     av.add_argument("--classes", type=int, nargs="+", default=None, help="class numbers (default: all)")
-    av.add_argument("--iterations", type=int, default=7)
-    av.add_argument("--global-iterations", type=int, default=4, help="iterations that search all of SO(3)")
-    av.add_argument("--global-step-deg", type=float, default=30.0)
-    av.add_argument("--local-step-deg", type=float, default=10.0)
-    av.add_argument("--max-shift-vox", type=float, default=4.0)
-    av.add_argument("--tilt-range", type=float, nargs=2, default=[-60.0, 60.0], metavar=("MIN", "MAX"),
+    d = stage_defaults("average")  # the configuration schema's average section is where defaults are written
+    av.add_argument("--iterations", type=int, default=d["iterations"], help="refinement iterations")
+    av.add_argument("--global-iterations", type=int, default=d["global_iterations"], help="iterations that search all of SO(3)")
+    av.add_argument("--global-step-deg", type=float, default=d["global_step_deg"])
+    av.add_argument("--local-step-deg", type=float, default=d["local_step_deg"])
+    av.add_argument("--max-shift-vox", type=float, default=d["max_shift_vox"])
+    av.add_argument("--tilt-range", type=float, nargs=2, default=[d["tilt_min_deg"], d["tilt_max_deg"]], metavar=("MIN", "MAX"),
                     help="tilt range of the data in degrees (missing wedge, tilt axis y)")
     av.add_argument("--no-wedge", action="store_true", help="no missing-wedge compensation")
-    av.add_argument("--seed", type=int, default=0)
+    av.add_argument("--seed", type=int, default=d["seed"])
     av.add_argument("--out-dir", required=True)
     av.set_defaults(func=_cmd_average)
 

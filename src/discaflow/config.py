@@ -63,6 +63,12 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
     return schema
 
 
+def stage_defaults(stage: str) -> dict:
+    """The defaults of a stage section (``average``, ``pick``, …): the schema is where they are written."""
+    props = load_schema()["$defs"][stage]["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it.
 

@@ -51,11 +51,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
     Keras 3 normalises with separate element-wise ops in float32 and, under mixed_bfloat16, casts the
     activations up and back around them: most of a bfloat16 training step's non-convolution time on
     CPU. Same moving-statistics update as Keras (momentum, biased batch variance); same outputs and
-    gradients (tests/test_disca.py). Measured (2026-12-03, Xeon with AMX, 2 cores, narrow YOPO of the
-    Table 1 cpu preset, batch 64, two runs each): training 85 → 106 subtomograms/s in mixed_bfloat16,
-    50 → 54/s in float32. (Fused inference was not faster; and global max pooling through the pooling
-    op, tried alongside, lost half of its gradients in bfloat16 graphs with oneDNN — networks stopped
-    learning — so the Keras pooling layer stays.)"""
+    gradients (tests/test_disca.py). Training 85 → 106 subtomograms/s in mixed_bfloat16 (narrow YOPO,
+    2 cores; bench/speed.py)."""
 
     def call(self, inputs, training=None, mask=None):
         if (not (training and self.trainable) or mask is not None or self.renorm or len(inputs.shape) != 5
@@ -122,8 +119,7 @@ def load_model(path) -> keras.Model:
 def predict_batch(feature_model: keras.Model, x, pad_to: int | None = None):
     """Features of one batch of subtomograms, shape (n, b, b, b) or (n, b, b, b, 1), in inference mode,
     as a float32 array. Runs Keras's compiled predict step (traced once per model and batch shape), not
-    an eager call: measured (2026-12-03, Xeon with AMX, 2 cores, narrow YOPO of the Table 1 cpu preset,
-    mixed_bfloat16, batches of 128, the layers of a415357, two runs) 240 → 380–470 subtomograms/s.
+    an eager call (240 → 380–470 subtomograms/s, narrow YOPO, 2 cores; bench/speed.py).
     ``pad_to``: a shorter batch (the last of a pass) is padded with zeros to this many, so that a model
     is traced for one shape only (inference treats samples independently; the padding is dropped)."""
     x = np.asarray(x, np.float32)
@@ -186,8 +182,7 @@ def recalibrate_batchnorm(feature_model: keras.Model, batches) -> int:
     subtomograms, learning rate 1e-3): held-out accuracy after 5 epochs 0.505 with the moving
     statistics, 0.930 with recalibrated ones. ("Precise BN", Wu & Johnson 2021.)
 
-    The pass is compiled once per network (it was eager: 4.7 s of a 39 s EM iteration of the
-    reference network on 250 subtomograms, 2026-12-03, Xeon with AMX, 2 cores).
+    The pass is compiled once per network (eager, it took 4.7 s of a 39 s iteration; bench/speed.py).
     """
     norms = _layers_of(feature_model, layers.BatchNormalization)
     drops = _layers_of(feature_model, layers.GaussianDropout)

@@ -15,14 +15,9 @@ from discaflow.fourier import centre_radii
 # voxels, the particle's sign made positive and clipped at zero, within MOMENT_RADIUS_FRACTION of the
 # box edge from the centre (4 voxels in a 24³ box). Why: particles of similar mass have similar radial
 # profiles and spectra but differ in shape (a ring, a cube, an elongated complex), which the three
-# moments of inertia of their core measure. Measured (throw-away scripts, 2026-12-02; 8 classes × 100
-# of bench/disca.py's K check: 4v4r 4cr2 3j9i 1bxn 3cf3 1qvr 6utj 1u6g, 24³ at 16 Å, SNR 0.1, ±60°):
-# a linear discriminant *given* the labels, 5-fold cross-validated, 0.900 → 0.965 of all
-# subtomograms with the moments added; cluster_radial K = 5 (the four small complexes one cluster,
-# homogeneity 0.667) → K = 8, homogeneity 0.949 (with SPLIT_MAX_PARTS 4; another simulation seed 0.939,
-# at SNR 0.3 0.978; the 5- and 3-class sets stay K = 5 and 3, homogeneity 0.988–1.000). The radius
-# matters: at 5 voxels the same runs gave K = 5, 5 and 7 on the 8-class sets; 3 and 4 voxels, σ 0.7
-# and 1.0 all gave K = 8 (0.91–0.98).
+# moments of inertia of their core measure: on the K check's 8 classes cluster_radial went from K = 5
+# (0.667) to K = 8 (0.949) with them (bench/results disca_radial_*_8classes_moments*); at a 5-voxel
+# radius K = 5–7, at 3–4 voxels K = 8.
 MOMENT_SIGMA_VOX = 1.0
 MOMENT_RADIUS_FRACTION = 1 / 6
 
@@ -95,21 +90,19 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
     """Classical clustering of (standardised) radial descriptors: PCA to ``pca_components``, the
     Gaussian mixture with the lowest BIC over ``candidates`` K (gmm.fit_mixtures) among those whose
     every cluster has more members than dimensions (else the smallest K), then every cluster
-    tested again for 2 to ``max_parts`` (default gmm.SPLIT_MAX_PARTS) populations in its own PCA to
+    tested again for 2 to ``max_parts`` (default splitting.SPLIT_MAX_PARTS) populations in its own PCA to
     ``split_dims`` dimensions (at most the descriptor's) with one full vs several tied Gaussians
-    (gmm.split_clusters), repeated until no cluster splits, at most ``max(candidates)`` clusters.
+    (splitting.split_clusters), repeated until no cluster splits, at most ``max(candidates)`` clusters.
     The fits run on ``n_jobs`` processes (gmm.parallel_map; the labels do not depend on it).
     Returns labels 0..K-1.
 
     Why the recursive split: the global mixture sees the large differences between classes (the
     ribosome against RuBisCO) and merges small ones (the 20S proteasome and its capped form, whose
     radial profiles differ at a few radii only); inside the merged cluster that difference is the
-    largest one. Measured (throw-away script, 2026-12-02; the benchmarks' Table 1 set 4v4r 4cr2 6utj 3j9i
-    1bxn × 200, SNR 0.1, ±60°, 24³ at 16 Å): global BIC K = 3, homogeneity 0.648; after the
-    recursive split K = 5, 0.993 (split dimensions 24; 0.978 at 16). Several parts at once: see
-    gmm.SPLIT_MAX_PARTS.
+    largest one (Table 1 set × 200, SNR 0.1: global BIC K = 3, 0.648; after the split K = 5, 0.993).
     """
-    from discaflow.gmm import SPLIT_MAX_PARTS, fit_mixtures, fit_pca, relabel_consecutive, split_clusters
+    from discaflow.gmm import fit_mixtures, fit_pca, relabel_consecutive
+    from discaflow.splitting import SPLIT_MAX_PARTS, split_clusters
 
     max_parts = SPLIT_MAX_PARTS if max_parts is None else max_parts
 

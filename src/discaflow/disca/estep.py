@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from discaflow.gmm import (SPLIT_MAX_PARTS, fit_mixtures, match_labels, merge_clusters, mixture_from_labels,
-                           mixture_from_params, relabel_consecutive, split_clusters)
+from discaflow.gmm import fit_mixtures, match_labels, mixture_from_labels, mixture_from_params, relabel_consecutive
+from discaflow.splitting import SPLIT_MAX_PARTS, merge_clusters, split_clusters
 
 REG_COVAR = 1e-5  # added to every covariance diagonal (scikit-learn's default, the paper's code)
-RADIAL_SPLIT_DIMS = 24  # of the 27 radial descriptors of a 24³ box (20S pair apart at 20–24, not at 16: bench/README.md)
+RADIAL_SPLIT_DIMS = 24  # of the 27 radial descriptors of a 24³ box: the 20S pair splits at 20–24, not at 16
 
 
 @dataclass
@@ -43,8 +43,8 @@ def e_step(z: np.ndarray, *, candidates, design: str, warmup: bool, previous_lab
     * warm-up (design discaflow): the labels are ``warmup_labels`` (radial.cluster_radial's);
     * otherwise the mixture with the lowest BIC over ``candidates`` (the K of ``previous_labels``
       warm-started from them too); then, design discaflow, every cluster tested for 2–4 populations
-      in the rotation-invariant ``radial`` descriptors (gmm.split_clusters, tied covariances) and
-      pairs whose union that test declines to split merged (gmm.merge_clusters; parts of one split
+      in the rotation-invariant ``radial`` descriptors (splitting.split_clusters, tied covariances) and
+      pairs whose union that test declines to split merged (splitting.merge_clusters; parts of one split
       are never merged again). A split or merge is kept as the labels, and the mixture rebuilt from them.
     """
     bic, k_bic, warm = {}, None, None
