@@ -17,24 +17,27 @@ from discaflow.errors import InputError
 
 
 def _add_imaging_args(p: argparse.ArgumentParser) -> None:
+    from discaflow.config import stage_defaults
+
+    d, im = stage_defaults("simulation"), stage_defaults("simulation", "imaging")
     g = p.add_argument_group("structures and imaging")
     g.add_argument("--structures", nargs="+", required=True, metavar="FILE",
                    help="density maps (MRC) or atomic models (PDB/mmCIF), one class each")
     g.add_argument("--names", nargs="+", metavar="NAME", help="class names (default: file stems)")
     g.add_argument("--no-assembly", action="store_true", help="atomic models: use the deposited chains, not the biological assembly")
     g.add_argument("--voxel-size-A", type=float, required=True, help="voxel size of the output in Å")
-    g.add_argument("--box-vox", type=int, default=24, help="subtomogram box edge in voxels (sets the SNR reference box)")
-    g.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance (paper: 0.1 … 0.001)")
-    g.add_argument("--snr-convention", choices=["final_volume", "paper"], default="final_volume",
+    g.add_argument("--box-vox", type=int, default=d["box_vox"], help="subtomogram box edge in voxels (sets the SNR reference box)")
+    g.add_argument("--snr", type=float, default=d["snr"], help="signal variance / noise variance (paper: 0.1 … 0.001)")
+    g.add_argument("--snr-convention", choices=["final_volume", "paper"], default=d["snr_convention"],
                    help="final_volume: --snr holds in the written volumes; paper: the DISCA paper's recipe (README, The simulator)")
-    g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(-60.0, 60.0), metavar=("MIN", "MAX"))
-    g.add_argument("--tilt-step-deg", type=float, default=2.0)
-    g.add_argument("--defocus-um", type=float, default=-5.0, help="negative = underfocus")
-    g.add_argument("--voltage-kV", type=float, default=300.0)
-    g.add_argument("--cs-mm", type=float, default=2.7)
-    g.add_argument("--amplitude-contrast", type=float, default=0.07)
-    g.add_argument("--bfactor-A2", type=float, default=0.0)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(im["tilt_min_deg"], im["tilt_max_deg"]), metavar=("MIN", "MAX"))
+    g.add_argument("--tilt-step-deg", type=float, default=im["tilt_step_deg"])
+    g.add_argument("--defocus-um", type=float, default=im["defocus_um"], help="negative = underfocus")
+    g.add_argument("--voltage-kV", type=float, default=im["voltage_kV"])
+    g.add_argument("--cs-mm", type=float, default=im["cs_mm"])
+    g.add_argument("--amplitude-contrast", type=float, default=im["amplitude_contrast"])
+    g.add_argument("--bfactor-A2", type=float, default=im["bfactor_A2"])
+    g.add_argument("--seed", type=int, default=d["seed"])
 
 
 def _section(args) -> dict:
@@ -218,9 +221,12 @@ def _cmd_embed(args) -> None:
 
 
 def _add_geometry_args(p: argparse.ArgumentParser) -> None:
+    from discaflow.config import stage_defaults
+
     p.add_argument("--voxel-size-A", type=float, default=None, help="tomogram voxel size in Å (default: the MRC header)")
     p.add_argument("--target-voxel-size-A", type=float, default=None, help="bin (block average) to about this voxel size")
-    p.add_argument("--box-vox", type=int, default=24, help="extraction box in binned voxels (picking excludes half a box at the faces)")
+    p.add_argument("--box-vox", type=int, default=stage_defaults("extract")["box_vox"],
+                   help="extraction box in binned voxels (picking excludes half a box at the faces)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,20 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = sim.add_subparsers(dest="kind", required=True, metavar="KIND")
     st = kinds.add_parser("subtomograms", help="a labelled subtomogram set (HDF5 store)")
     _add_imaging_args(st)
-    st.add_argument("--per-class", type=int, default=100, help="subtomograms per structure")
-    st.add_argument("--max-shift-vox", type=float, default=1.0, help="largest random shift from the box centre (voxels)")
-    st.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    d = stage_defaults("simulation", "subtomograms")
+    st.add_argument("--per-class", type=int, default=d["per_class"], help="subtomograms per structure")
+    st.add_argument("--max-shift-vox", type=float, default=d["max_shift_vox"], help="largest random shift from the box centre (voxels)")
+    st.add_argument("--dtype", choices=["float16", "float32"], default=d["dtype"])
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.add_argument("--out", required=True, help="output store (.h5)")
     st.set_defaults(func=_cmd_simulate_subtomograms)
 
     tm = kinds.add_parser("tomograms", help="whole tomograms (MRC) with ground-truth particle tables (STAR)")
     _add_imaging_args(tm)
-    tm.add_argument("--count", type=int, default=1)
-    tm.add_argument("--shape-xyz-vox", nargs=3, type=int, default=[256, 256, 128], metavar=("X", "Y", "Z"))
-    tm.add_argument("--particles-per-class", type=int, default=20)
-    tm.add_argument("--vesicles", type=int, default=1, help="membrane vesicles (distractors)")
-    tm.add_argument("--blobs", type=int, default=20, help="small dense blobs (distractors)")
+    d = stage_defaults("simulation", "tomograms")
+    tm.add_argument("--count", type=int, default=1, help="tomograms to write (the workflow's default is the config's count)")
+    tm.add_argument("--shape-xyz-vox", nargs=3, type=int, default=d["shape_xyz_vox"], metavar=("X", "Y", "Z"))
+    tm.add_argument("--particles-per-class", type=int, default=d["particles_per_class"])
+    tm.add_argument("--vesicles", type=int, default=d["vesicles"], help="membrane vesicles (distractors)")
+    tm.add_argument("--blobs", type=int, default=d["blobs"], help="small dense blobs (distractors)")
     tm.add_argument("--write-clean", action="store_true", help="also write the noise-free density")
     tm.add_argument("--out-dir", required=True)
     tm.set_defaults(func=_cmd_simulate_tomograms)
@@ -256,16 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     pk = stages.add_parser("pick", help="template-free DoG picking of one tomogram -> STAR")
     pk.add_argument("tomogram", help="MRC/.rec tomogram")
     _add_geometry_args(pk)
-    pk.add_argument("--particle-radius-A", type=float, default=70.0, help="sets σ1 (at least 2 binned voxels)")
-    pk.add_argument("--sigma-ratio", type=float, default=1.1, help="σ2 / σ1")
-    pk.add_argument("--polarity", choices=["dark", "bright"], default="dark", help="dark: raw tomograms; bright: inverted")
-    pk.add_argument("--threshold", choices=["reference", "percentile", "none"], default="reference")
-    pk.add_argument("--threshold-t", type=float, default=3.0, help="reference rule T = m + t (M - m) / 20")
-    pk.add_argument("--percentile", type=float, default=99.0, help="percentile mode: keep peaks above this percentile")
-    pk.add_argument("--top-n", type=int, default=None, help="keep at most this many picks (strongest first)")
-    pk.add_argument("--min-distance-A", type=float, default=None, help="non-maximum suppression distance (default: the radius)")
+    d = stage_defaults("pick")  # defaults: the configuration schema's pick section (config/README.md)
+    pk.add_argument("--particle-radius-A", type=float, default=d["particle_radius_A"], help="sets σ1 (at least 2 binned voxels)")
+    pk.add_argument("--sigma-ratio", type=float, default=d["sigma_ratio"], help="σ2 / σ1")
+    pk.add_argument("--polarity", choices=["dark", "bright"], default=d["polarity"], help="dark: raw tomograms; bright: inverted")
+    pk.add_argument("--threshold", choices=["reference", "percentile", "none"], default=d["threshold"])
+    pk.add_argument("--threshold-t", type=float, default=d["threshold_t"], help="reference rule T = m + t (M - m) / 20")
+    pk.add_argument("--percentile", type=float, default=d["percentile"], help="percentile mode: keep peaks above this percentile")
+    pk.add_argument("--top-n", type=int, default=d["top_n"], help="keep at most this many picks (strongest first)")
+    pk.add_argument("--min-distance-A", type=float, default=d["min_distance_A"], help="non-maximum suppression distance (default: the radius)")
     pk.add_argument("--mask", default=None, help="MRC mask on the tomogram's (or binned) grid; picks only where > 0.5")
-    pk.add_argument("--slab-vox", type=int, default=8, help="binned z rows streamed per block (sets peak memory, not the result)")
+    pk.add_argument("--slab-vox", type=int, default=d["slab_vox"], help="binned z rows streamed per block (sets peak memory, not the result)")
     pk.add_argument("--threads", type=int, default=2)
     pk.add_argument("--out", required=True, help="output STAR file")
     pk.set_defaults(func=_cmd_pick)
@@ -274,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("tomogram")
     ex.add_argument("picks", help="STAR particle table (rlnCoordinateX/Y/Z in unbinned pixels)")
     _add_geometry_args(ex)
-    ex.add_argument("--dtype", choices=["float16", "float32"], default="float16")
-    ex.add_argument("--edge", choices=["skip", "pad"], default="skip", help="boxes crossing the tomogram edge")
+    d = stage_defaults("extract")
+    ex.add_argument("--dtype", choices=["float16", "float32"], default=d["dtype"])
+    ex.add_argument("--edge", choices=["skip", "pad"], default=d["edge"], help="boxes crossing the tomogram edge")
     ex.add_argument("--out", required=True, help="output store (.h5)")
     ex.set_defaults(func=_cmd_extract)
 
@@ -323,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--labels", required=True)
     em.add_argument("--poses", required=True, help="poses.csv written by average")
     em.add_argument("--average", nargs="+", required=True, metavar="CLASS=MRC")
-    em.add_argument("--label-threshold", type=float, default=1.0, help="in standard deviations of the average")
+    em.add_argument("--label-threshold", type=float, default=stage_defaults("embed")["label_threshold"],
+                    help="in standard deviations of the average")
     em.add_argument("--out-prefix", required=True)
     em.set_defaults(func=_cmd_embed)
 
@@ -332,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("labels")
     xp.add_argument("--poses", default=None, help="poses.csv from average (default: pick positions, no angles)")
     xp.add_argument("--tomograms", nargs="+", required=True, metavar="NAME=MRC", help="the dataset's tomograms (for their sizes)")
-    xp.add_argument("--micrograph-suffix", default=".tomostar", help="appended to tomogram names in rlnMicrographName (Warp)")
-    xp.add_argument("--voltage-kV", type=float, default=300.0)
+    d = stage_defaults("export")
+    xp.add_argument("--micrograph-suffix", default=d["micrograph_suffix"], help="appended to tomogram names in rlnMicrographName (Warp)")
+    xp.add_argument("--voltage-kV", type=float, default=d["voltage_kV"])
     xp.add_argument("--out-dir", required=True)
     xp.set_defaults(func=_cmd_export)
     return parser

@@ -63,10 +63,13 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
     return schema
 
 
-def stage_defaults(stage: str) -> dict:
-    """The defaults of a stage section (``average``, ``pick``, …): the schema is where they are written."""
-    props = load_schema()["$defs"][stage]["properties"]
-    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+def stage_defaults(stage: str, *sub: str) -> dict:
+    """The defaults of a section (``average``, ``pick``, ``simulation`` + ``imaging``, …): the schema is
+    where they are written; the command line and the Python entry points read them here."""
+    section = load_schema()["$defs"][stage]
+    for name in sub:
+        section = section["properties"][name]
+    return {k: copy.deepcopy(v["default"]) for k, v in section["properties"].items() if "default" in v}
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
