@@ -1,9 +1,9 @@
 """A classical comparator for the DISCA benchmarks: rotation-invariant features of each subtomogram
 (the log radial power spectrum, the radial density profile about the box centre and the principal
 second moments of the particle's core: radial.radial_features), standardised,
-PCA, then the same Gaussian-mixture/BIC choice of K as DISCA's E-step (`discaflow.gmm.fit_mixtures`);
+PCA, then the same Gaussian-mixture/BIC choice of K as DISCA's E-step (`discaflow.cluster.mixtures.fit_mixtures`);
 with --split, each cluster then split recursively in its own descriptor space
-(`discaflow.radial.cluster_radial`, what DISCA's radial warm-up starts from). No network, no
+(`discaflow.cluster.radial.cluster_radial`, what DISCA's radial warm-up starts from). No network, no
 training, no iterations.
 
 Run alone on a labelled store: ``python bench/baseline.py set.h5 [--candidates 2 .. 20]``.
@@ -21,8 +21,8 @@ import numpy as np
 def baseline(x: np.ndarray, candidates, pca_components: int = 16, seed: int = 0, split: bool = False) -> np.ndarray:
     """Labels of the classical comparator; with ``split``, radial.cluster_radial's (the same
     mixture, then clusters split recursively in their own descriptor space)."""
-    from discaflow.gmm import fit_mixtures, fit_pca
-    from discaflow.radial import cluster_radial, radial_features, standardised
+    from discaflow.cluster.mixtures import fit_mixtures, fit_pca
+    from discaflow.cluster.radial import cluster_radial, radial_features, standardised
 
     f = standardised(radial_features(x))
     if split:

@@ -100,7 +100,7 @@ def main() -> None:
         if name == "trained":
             z_copies, z_orig = (f_copies - pca_mean) @ pca_components.T, (f_orig - pca_mean) @ pca_components.T
         else:  # the untrained network's own PCA, fitted on its features of the originals and copies
-            from discaflow.gmm import fit_pca
+            from discaflow.cluster.mixtures import fit_pca
 
             pca = fit_pca(np.vstack([f_orig, f_copies]), pca_components.shape[0])
             z_copies, z_orig = pca.transform(f_copies), pca.transform(f_orig)

@@ -11,7 +11,7 @@ Per N (default 2,000, 20,000 and 200,000 subtomograms):
 Steps 2–3 run on synthetic descriptors of the real length: 8 well-separated Gaussian clusters of
 equal size, so the split test finds nothing to split and the merge test declines every pair (each
 pair is one two-part fit — the common case once K is right). Steps 2–3 run on ``--jobs`` processes
-(gmm.parallel_map; default -1, every CPU, as DISCA; 1 for the single-process cost). Prints seconds
+(mixtures.parallel_map; default -1, every CPU, as DISCA; 1 for the single-process cost). Prints seconds
 per step and per vector and writes bench/results/radial_cost.json (radial_cost_jobs1.json etc. for
 another --jobs). Not a timed test.
 """
@@ -42,7 +42,7 @@ def synthetic_descriptors(n: int, dims: int, k: int = 8, seed: int = 0) -> np.nd
 
 def descriptor_rate(n: int = 2000, box: int = 24) -> tuple[float, int]:
     """Radial descriptors per second on synthetic subtomograms (a blob in noise), and their length."""
-    from discaflow.radial import radial_features
+    from discaflow.cluster.radial import radial_features
 
     rng = np.random.default_rng(1)
     g = np.arange(box) - box // 2
@@ -65,9 +65,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=-1, help="processes for the fits (default -1: every CPU, as DISCA)")
     args = ap.parse_args()
 
-    from discaflow.gmm import resolve_jobs
-    from discaflow.splitting import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
-    from discaflow.radial import cluster_radial
+    from discaflow.cluster.mixtures import resolve_jobs
+    from discaflow.cluster.splitting import SPLIT_MAX_MEMBERS, SPLIT_MAX_PARTS, SPLIT_N_INIT, merge_clusters, split_clusters
+    from discaflow.cluster.radial import cluster_radial
 
     cap = SPLIT_MAX_MEMBERS if args.max_members is None else (args.max_members or None)
     rate, dims = descriptor_rate()

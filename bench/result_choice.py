@@ -20,10 +20,10 @@ def main() -> None:
     from discaflow.disca import DiscaConfig
     from discaflow.disca.checkpoint import completed_iterations, iteration_dir, read_state
     from discaflow.disca.rules import labels_converged, result_iteration
-    from discaflow.gmm import agreement, ddbi, fit_pca
+    from discaflow.cluster.mixtures import agreement, ddbi, fit_pca
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
-    from discaflow.radial import store_radial_features
+    from discaflow.cluster.radial import store_radial_features
 
     state_dir, store = Path(sys.argv[1]), sys.argv[2]
     params = json.loads((state_dir / "params.json").read_text())["params"]  # the run's own

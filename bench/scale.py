@@ -88,7 +88,7 @@ print(json.dumps({"seconds": seconds, "subtomograms": done, "train_seconds_1024"
 MIXTURES = r"""
 import json, sys, time
 import numpy as np
-from discaflow.gmm import fit_mixtures, fit_pca
+from discaflow.cluster.mixtures import fit_mixtures, fit_pca
 n = int(sys.argv[1])
 rng = np.random.default_rng(1)
 centres = rng.standard_normal((8, 1024)).astype(np.float32) * 0.5

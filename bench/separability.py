@@ -53,7 +53,7 @@ def main() -> None:
 
     from discaflow.io.store import SubtomogramStore
     from discaflow.metrics import clustering_scores
-    from discaflow.radial import cluster_radial, store_radial_features
+    from discaflow.cluster.radial import cluster_radial, store_radial_features
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.subtomograms import simulate_subtomograms
 

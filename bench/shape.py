@@ -42,7 +42,7 @@ def within_group_lda(store: Path) -> dict:
     from separability import pairwise_lda
 
     from discaflow.io.store import SubtomogramStore
-    from discaflow.radial import store_radial_features
+    from discaflow.cluster.radial import store_radial_features
 
     with SubtomogramStore(store) as s:
         truth, features = s.column("label"), store_radial_features(s)

@@ -92,7 +92,7 @@ def yopo_throughput(precision: str, n: int = 512) -> dict:
 
 
 def gmm_sweep(sizes) -> list[dict]:
-    from discaflow.gmm import fit_mixtures
+    from discaflow.cluster.mixtures import fit_mixtures
 
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((8, 16)) * 3

@@ -21,7 +21,7 @@ Methods:
               with its own kernel choice (recorded in the result file).
   classical   rotation-invariant spectra + PCA + the same GMM/BIC over 2–20 (bench/baseline.py)
   classical_split  the same, then every cluster split recursively in its own descriptor space
-              (discaflow.radial.cluster_radial; added 2026-12-02)
+              (discaflow.cluster.radial.cluster_radial; added 2026-12-02)
 
 Presets (the result file records which produced each number):
   paper  5 structures × 400, the reference YOPO, SNR {0.1, 0.03, 0.01, 0.003, 0.001} × ±60°/±40°,
@@ -163,7 +163,7 @@ def _run_disca_reporting_onednn(store: Path, state_dir: Path, params: dict) -> d
     from joblib.externals.loky import get_reusable_executor
     from tensorflow.python.util import _pywrap_util_port
 
-    # the E-step's worker processes (gmm.parallel_map) would otherwise keep this child from exiting
+    # the E-step's worker processes (mixtures.parallel_map) would otherwise keep this child from exiting
     # until their idle timeout: a multiprocessing child joins its own children at exit
     get_reusable_executor().shutdown(wait=True)
     return {**out, "onednn": bool(_pywrap_util_port.IsMklEnabled())}

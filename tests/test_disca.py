@@ -291,7 +291,7 @@ def test_sigterm_and_sigkill_then_resume(small_set, uninterrupted, tmp_path):
     assert np.array_equal(a.labels_, b.labels_)
     assert [h["ddbi"] for h in a.history_] == [h["ddbi"] for h in b.history_]
     # the cycle test reads the labels of two iterations before from disk, so a resumed run decides alike
-    from discaflow.gmm import agreement
+    from discaflow.cluster.mixtures import agreement
 
     two_back = [h["agreement_two_back"] for h in b.history_]
     assert two_back[:2] == [None, None] and two_back == [h["agreement_two_back"] for h in a.history_]
@@ -411,9 +411,9 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path, monkeypatc
     radial descriptors (no BIC on the network's features); after it each cluster is tested on the
     radial descriptors (records marked "radial") and pairs of clusters for a merge (records under
     "merges"); the run completes (resumed under another n_jobs) and its bundle exports. (The criteria
-    themselves: tests/test_gmm.py; the E-step alone: tests/test_estep.py.)"""
+    themselves: tests/test_cluster.py; the E-step alone: tests/test_disca_core.py.)"""
     from discaflow.disca import export_result
-    from discaflow.radial import cluster_radial, store_radial_features
+    from discaflow.cluster.radial import cluster_radial, store_radial_features
 
     from discaflow.disca import estep
 

@@ -109,7 +109,7 @@ def _state(i, finished=False):
 def _write(state_dir, i, save_model=None):
     z, truth = _blobs([0, 8], 5, 2, i)
     e = e_step(z, candidates=[2], design="reference", warmup=False, seed=0)
-    from discaflow.gmm import fit_pca
+    from discaflow.cluster.mixtures import fit_pca
 
     ck.write_iteration(state_dir, _state(i), labels=e.labels, posterior=e.posterior, z=z, pca=fit_pca(z, 2),
                        mixture=e.mixture, save_model=save_model)

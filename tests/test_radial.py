@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from discaflow.radial import polarity_of, principal_moments, radial_features
+from discaflow.cluster.radial import polarity_of, principal_moments, radial_features
 
 
 def _ellipsoid(b=24, axes=(1.5, 2.5, 4.0), value=-1.0):

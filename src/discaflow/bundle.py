@@ -37,7 +37,7 @@ class Bundle:
 
     def mixture(self):
         """The sklearn GaussianMixture with these parameters (for predict/predict_proba)."""
-        from discaflow.gmm import mixture_from_params
+        from discaflow.cluster.mixtures import mixture_from_params
 
         return mixture_from_params(self.weights, self.means, self.covariances)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from discaflow.gmm import fit_mixtures, match_labels, mixture_from_labels, mixture_from_params, relabel_consecutive
-from discaflow.splitting import SPLIT_MAX_PARTS, merge_clusters, split_clusters
+from discaflow.cluster.mixtures import fit_mixtures, match_labels, mixture_from_labels, mixture_from_params, relabel_consecutive
+from discaflow.cluster.splitting import SPLIT_MAX_PARTS, merge_clusters, split_clusters
 
 REG_COVAR = 1e-5  # added to every covariance diagonal (scikit-learn's default, the paper's code)
 RADIAL_SPLIT_DIMS = 24  # of the 27 radial descriptors of a 24³ box: the 20S pair splits at 20–24, not at 16

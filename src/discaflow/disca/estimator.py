@@ -134,7 +134,7 @@ class _Run:
     def radial(self) -> np.ndarray:
         """Standardised radial descriptors of the store (once per process)."""
         if self._radial is None:
-            from discaflow.radial import store_radial_features
+            from discaflow.cluster.radial import store_radial_features
 
             self._radial = store_radial_features(self.store)
         return self._radial
@@ -142,7 +142,7 @@ class _Run:
     def radial_pca(self) -> np.ndarray:
         """The radial descriptors in a PCA to ``pca_components`` dimensions: the space of the radial DDBI."""
         if self._radial_pca is None:
-            from discaflow.gmm import fit_pca
+            from discaflow.cluster.mixtures import fit_pca
 
             f = np.asarray(self.radial(), np.float64)
             self._radial_pca = fit_pca(f, min(self.config.pca_components, f.shape[1]), self.config.seed).transform(f)
@@ -197,7 +197,7 @@ class _Run:
 
     def iteration(self, i: int, classifier, previous):
         from discaflow import model as M
-        from discaflow.gmm import agreement, ddbi, fit_pca
+        from discaflow.cluster.mixtures import agreement, ddbi, fit_pca
 
         c, trainer = self.config, self.trainer
         t0 = time.perf_counter()
@@ -209,7 +209,7 @@ class _Run:
         cands = rules.candidates_for(c, len(z))
         warmup = rules.in_warmup(c, i)
         if warmup and self._warmup_labels is None:  # the classical clustering, once per process
-            from discaflow.radial import cluster_radial
+            from discaflow.cluster.radial import cluster_radial
 
             self._warmup_labels = cluster_radial(self.radial(), cands, split_dims=RADIAL_SPLIT_DIMS, seed=c.seed,
                                                  reg_covar=REG_COVAR, n_jobs=c.n_jobs)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from discaflow.gmm import agreement, ddbi, fit_mixtures, match_labels, params_from_labels
+from discaflow.cluster.mixtures import agreement, ddbi, fit_mixtures, match_labels, params_from_labels
 
 
 def _blobs(k, n=150, d=6, spread=8.0, seed=0):
@@ -65,7 +65,7 @@ def test_params_from_labels_shapes():
 
 
 def test_split_test_splits_two_populations_and_leaves_one_alone():
-    from discaflow.splitting import split_clusters
+    from discaflow.cluster.splitting import split_clusters
 
     rng = np.random.default_rng(0)
     d = 64
@@ -96,7 +96,7 @@ def test_split_test_splits_two_populations_and_leaves_one_alone():
 def test_split_test_fits_a_sample_of_a_large_cluster_and_labels_every_member():
     """A cluster above max_members is tested on a seeded sample of that many; the split it finds
     labels all members; a cluster at or below the cap is fitted whole (the same as no cap)."""
-    from discaflow.splitting import split_clusters
+    from discaflow.cluster.splitting import split_clusters
 
     rng = np.random.default_rng(3)
     d = 12
@@ -122,11 +122,11 @@ def test_split_test_fits_a_sample_of_a_large_cluster_and_labels_every_member():
 
 
 def test_fits_give_the_same_result_on_any_number_of_processes():
-    """fit_mixtures, split_clusters and merge_clusters on 1 and on 2 processes (gmm.parallel_map):
+    """fit_mixtures, split_clusters and merge_clusters on 1 and on 2 processes (mixtures.parallel_map):
     identical labels, BICs and records (each fit seeded and single-threaded either way); bad n_jobs
     is refused."""
-    from discaflow.gmm import resolve_jobs
-    from discaflow.splitting import merge_clusters, split_clusters
+    from discaflow.cluster.mixtures import resolve_jobs
+    from discaflow.cluster.splitting import merge_clusters, split_clusters
 
     rng = np.random.default_rng(5)
     centres = rng.normal(0, 4, (5, 10))
@@ -156,7 +156,7 @@ def test_split_test_cuts_several_parts_at_once_and_no_more_than_allowed():
     max_clusters is declined."""
     from sklearn.metrics import homogeneity_score
 
-    from discaflow.splitting import split_clusters
+    from discaflow.cluster.splitting import split_clusters
 
     rng = np.random.default_rng(1)
     d = 12
@@ -183,7 +183,7 @@ def test_split_test_cuts_several_parts_at_once_and_no_more_than_allowed():
 def test_merge_clusters_joins_what_the_split_test_cannot_tell_apart():
     """Two clusters cut out of one Gaussian population (as an orientation split cuts one class) are
     merged; a third, distinct population stays apart; labels come back consecutive."""
-    from discaflow.splitting import merge_clusters
+    from discaflow.cluster.splitting import merge_clusters
 
     rng = np.random.default_rng(3)
     one = rng.standard_normal((200, 6))
@@ -206,7 +206,7 @@ def test_merge_clusters_joins_what_the_split_test_cannot_tell_apart():
 
 
 def test_mixture_from_labels_reproduces_separated_labels():
-    from discaflow.gmm import mixture_from_labels
+    from discaflow.cluster.mixtures import mixture_from_labels
 
     rng = np.random.default_rng(1)
     z = np.vstack([rng.standard_normal((100, 3)) + [8 * k, 0, 0] for k in range(3)])
@@ -220,9 +220,9 @@ def test_radial_split_separates_two_sizes_of_one_complex(tmp_path):
     20S and 26S proteasomes (the 26S is the 20S with two caps) and leaves a cluster of 20S alone."""
     from sklearn.metrics import homogeneity_score
 
-    from discaflow.splitting import split_clusters
+    from discaflow.cluster.splitting import split_clusters
     from discaflow.io.store import SubtomogramStore
-    from discaflow.radial import store_radial_features
+    from discaflow.cluster.radial import store_radial_features
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms
@@ -249,7 +249,7 @@ def test_cluster_radial_finds_the_classes_and_does_not_over_split(tmp_path):
     from sklearn.metrics import homogeneity_score
 
     from discaflow.io.store import SubtomogramStore
-    from discaflow.radial import cluster_radial, store_radial_features
+    from discaflow.cluster.radial import cluster_radial, store_radial_features
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.structures import load_structure
     from discaflow.simulate.subtomograms import simulate_subtomograms

@@ -1,6 +1,6 @@
 """The statistical half of DISCA: PCA of the features, Gaussian mixtures chosen by BIC, the
 distortion-based Davies–Bouldin index (DDBI) and Hungarian label matching (the split and merge tests:
-discaflow.splitting).
+discaflow.cluster.splitting).
 
 Numbers of clusters are chosen by the Bayesian information criterion (lower is better). For the K of
 the previous iteration a mixture warm-started from the previous labels is fitted too, and the de

@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from discaflow.gmm import agreement, parallel_map, relabel_consecutive
+from discaflow.cluster.mixtures import agreement, parallel_map, relabel_consecutive
 
 SPLIT_N_INIT = 30  # restarts per fit: at 10, 5 of 40 seeds found a wrong optimum and merged two pure classes of the K check
 SPLIT_MIN_BIC_GAIN = 10.0  # "very strong" evidence (Kass & Raftery 1995): pure classes of 50 gained 0.4–8, true splits 21–490
@@ -89,7 +89,7 @@ def split_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     get the next numbers, up to ``max_clusters`` in all (largest BIC gains first). A cluster of more
     than ``max_members`` is tested on a seeded random sample of that many (SPLIT_MAX_MEMBERS; None: all),
     the PCA and mixtures fitted to it then labelling every member. The clusters are tested on
-    ``n_jobs`` processes (gmm.parallel_map; the result does not depend on it). Returns (labels, one
+    ``n_jobs`` processes (mixtures.parallel_map; the result does not depend on it). Returns (labels, one
     record per tested cluster; ``tested`` is how many members the fits saw).
     """
     labels = np.asarray(labels).copy()
@@ -125,7 +125,7 @@ def merge_clusters(features: np.ndarray, labels: np.ndarray, dims: int = 8, seed
     declined pair with the lowest BIC gain is merged first, then the pairs of the merged cluster are
     tested again, until every pair is split. Meant for rotation-invariant descriptors: clusters that
     differ only in how the particles sit (orientation) are one population there. The pairs of each
-    round are tested on ``n_jobs`` processes (gmm.parallel_map; the result does not depend on it).
+    round are tested on ``n_jobs`` processes (mixtures.parallel_map; the result does not depend on it).
 
     ``parents``: each member's cluster before a ``split_clusters`` that made ``labels``. Clusters cut
     from one parent are never merged with each other (nor a merged cluster with a sibling of any of its

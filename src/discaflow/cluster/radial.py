@@ -88,12 +88,12 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
                    seed: int = 0, reg_covar: float = 1e-5, max_rounds: int = 8, max_parts: int | None = None,
                    n_jobs: int | None = 1) -> np.ndarray:
     """Classical clustering of (standardised) radial descriptors: PCA to ``pca_components``, the
-    Gaussian mixture with the lowest BIC over ``candidates`` K (gmm.fit_mixtures) among those whose
+    Gaussian mixture with the lowest BIC over ``candidates`` K (mixtures.fit_mixtures) among those whose
     every cluster has more members than dimensions (else the smallest K), then every cluster
     tested again for 2 to ``max_parts`` (default splitting.SPLIT_MAX_PARTS) populations in its own PCA to
     ``split_dims`` dimensions (at most the descriptor's) with one full vs several tied Gaussians
     (splitting.split_clusters), repeated until no cluster splits, at most ``max(candidates)`` clusters.
-    The fits run on ``n_jobs`` processes (gmm.parallel_map; the labels do not depend on it).
+    The fits run on ``n_jobs`` processes (mixtures.parallel_map; the labels do not depend on it).
     Returns labels 0..K-1.
 
     Why the recursive split: the global mixture sees the large differences between classes (the
@@ -101,8 +101,8 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
     radial profiles differ at a few radii only); inside the merged cluster that difference is the
     largest one (Table 1 set × 200, SNR 0.1: global BIC K = 3, 0.648; after the split K = 5, 0.993).
     """
-    from discaflow.gmm import fit_mixtures, fit_pca, relabel_consecutive
-    from discaflow.splitting import SPLIT_MAX_PARTS, split_clusters
+    from discaflow.cluster.mixtures import fit_mixtures, fit_pca, relabel_consecutive
+    from discaflow.cluster.splitting import SPLIT_MAX_PARTS, split_clusters
 
     max_parts = SPLIT_MAX_PARTS if max_parts is None else max_parts
 
