@@ -101,6 +101,18 @@ def test_pick_cli_bad_input(tmp_path, capsys):
     assert not (tmp_path / "p.star").exists()
 
 
+@pytest.mark.parametrize("option", ["--state-dir", "--out"])
+def test_disca_refuses_an_unusable_directory_before_any_work(tmp_path, capsys, option):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for bad in (a_file, a_file / "under"):
+        args = {"--state-dir": str(tmp_path / "state"), "--out": str(tmp_path / "out"), option: str(bad)}
+        assert main(["disca", str(tmp_path / "missing.h5"), *[x for kv in args.items() for x in kv]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and option in err[0] and "a_file" in err[0]
+    assert not (tmp_path / "state").exists() and not (tmp_path / "out").exists()
+
+
 def test_disca_options_are_the_engine_config():
     """`discaflow disca` has one option per DiscaConfig field; options left out keep its defaults,
     bad values are one-line errors naming the key."""

@@ -335,6 +335,14 @@ def test_candidates_clipped_for_small_sets(caplog):
     assert candidates_for(DiscaConfig(design="reference"), 10_000) == [5, 10, 20]
 
 
+def test_too_many_blocks_for_the_box_is_one_line(small_set, tmp_path):
+    from discaflow.disca import Disca
+
+    with pytest.raises(InputError, match="disca.blocks: a 16³ store allows at most 7 blocks, got 10"):
+        Disca(**{**TINY, "blocks": 10}).fit(small_set, tmp_path / "state")
+    assert not list((tmp_path / "state").glob("iter_*"))
+
+
 @pytest.mark.parametrize("case", ["empty", "nan"])
 def test_bad_store_for_disca(tmp_path, case):
     from discaflow.disca import Disca

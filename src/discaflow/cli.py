@@ -131,7 +131,12 @@ def _cmd_disca(args) -> int:
     from discaflow.disca import Disca, Interrupted, export_result
     from discaflow.disca.config import from_arguments
 
+    from discaflow.io.atomic import check_writable_dir
+
     em = Disca(config=from_arguments(args))
+    check_writable_dir(args.state_dir, "--state-dir")
+    if args.out:
+        check_writable_dir(args.out, "--out")  # before training, not after it
     try:
         em.fit(args.store, args.state_dir, max_new_iterations=args.iterations, init_from=args.init_from)
     except Interrupted:

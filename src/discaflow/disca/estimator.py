@@ -89,6 +89,9 @@ class Disca:
                 raise InputError(f"{store.path}: {n} subtomogram(s), fewer than the smallest candidate K ({smallest}); "
                                  "pick more particles or lower disca.k_candidates")
             store.read(0, min(n, 256), finite=True)  # fail before building the network
+            if init_from is None and store.box_vox - 2 * c.blocks < 1:  # each 'valid' 3³ block takes 2 voxels
+                raise InputError(f"disca.blocks: a {store.box_vox}³ store allows at most {(store.box_vox - 1) // 2} blocks, "
+                                 f"got {c.blocks}; lower disca.blocks or extract a larger box")
             _Run(self.config, store, state_dir, stop).run(done, init_from, max_new_iterations)
         done = ck.completed_iterations(state_dir)
         if done and ck.read_state(state_dir, done[-1])["finished"]:

@@ -53,3 +53,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable_dir(path: str | os.PathLike, name: str) -> None:
+    """Raise InputError (naming ``name``, e.g. an option) unless ``path`` is, or can be created as, a
+    writable directory: checked before long work starts, so that it does not fail at the end."""
+    from discaflow.errors import InputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{name} {path}: exists and is not a directory; give a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{name} {path}: {probe} is a file, so the directory cannot be created; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{name} {path}: {probe} is not writable; give a writable directory")
