@@ -136,19 +136,11 @@ def use_published_data_flow() -> None:
     class MaterialisedTrainer(mstep.Trainer):
         def train_epoch(self, classifier, targets, learning_rate, epoch_seed):
             c = self.config
-            rng = np.random.default_rng([c.seed, epoch_seed, 17])
-            pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
-            pairs = pairs[rng.permutation(len(pairs))]
+            batches, _ = self.epoch_batches(epoch_seed)
             original = self.store.read(0, self.n)
             data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([c.seed, epoch_seed, 19, k]))
                                                 for k in range(c.rotation_copies)])
-            classifier.optimizer.learning_rate.assign(learning_rate)
-            losses = []
-            for i in range(0, len(pairs), c.batch_size):
-                b = pairs[i: i + c.batch_size]
-                self.check()
-                out = classifier.train_on_batch(data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]], return_dict=True)
-                losses.append(float(out["loss"]))
-            return float(np.mean(losses)) if losses else float("nan")
+            stream = ((data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]) for b in batches)
+            return self.train_on(classifier, stream, learning_rate)
 
     mstep.Trainer = MaterialisedTrainer

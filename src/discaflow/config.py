@@ -4,6 +4,7 @@ defaults filled in and the first problem reported as one line naming the key."""
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import jsonschema
@@ -51,6 +52,12 @@ STAGES = ("pick", "extract", "disca", "average", "embed", "export")  # sections 
 def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
     """The configuration schema, its ``disca`` section generated from DiscaConfig and every
     ``<stage>_override`` from its stage section (same keys and constraints, no defaults)."""
+    return copy.deepcopy(_schema(str(schema_path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(schema_path: str) -> dict:
+    """load_schema's result, read and generated once per process (the CLI reads defaults from it)."""
     from discaflow.disca.config import json_schema
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -66,7 +73,7 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
 def stage_defaults(stage: str, *sub: str) -> dict:
     """The defaults of a section (``average``, ``pick``, ``simulation`` + ``imaging``, …): the schema is
     where they are written; the command line and the Python entry points read them here."""
-    section = load_schema()["$defs"][stage]
+    section = _schema(str(SCHEMA_PATH))["$defs"][stage]
     for name in sub:
         section = section["properties"][name]
     return {k: copy.deepcopy(v["default"]) for k, v in section["properties"].items() if "default" in v}

@@ -21,6 +21,11 @@ def _key(default, schema: dict, help: str, **kw):
     return field(default=default, metadata={"schema": schema, "help": help, **kw})
 
 
+def _default(f):
+    """A DiscaConfig field's default value."""
+    return f.default_factory() if callable(f.default_factory) else f.default
+
+
 DESIGNS = ("discaflow", "reference")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
@@ -64,7 +69,7 @@ class DiscaConfig:
 
     def identity(self) -> dict:
         """The parameters that decide the result (a state directory's identity)."""
-        return {f.name: v for f, v in zip(fields(self), asdict(self).values()) if not f.metadata.get("neutral")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("neutral")}
 
     def replace(self, **changes) -> "DiscaConfig":
         return DiscaConfig(**{**asdict(self), **changes})
@@ -87,7 +92,7 @@ def json_schema(defaults: bool = True, workflow: bool = True) -> dict:
     for f in fields(DiscaConfig):
         props[f.name] = dict(f.metadata["schema"])
         if defaults:
-            props[f.name]["default"] = f.default_factory() if callable(f.default_factory) else f.default
+            props[f.name]["default"] = _default(f)
     if workflow:
         for name, (schema, default, _) in WORKFLOW_KEYS.items():
             props[name] = {**schema, **({"default": default} if defaults else {})}
@@ -102,10 +107,7 @@ def check(settings: dict, where: str = "disca") -> None:
     errors = sorted(validator.iter_errors(settings), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         e = jsonschema.exceptions.best_match(errors)
-        key = ".".join([where, *map(str, e.absolute_path)])
-        if e.validator == "additionalProperties":
-            raise InputError(f"{where}: unknown key(s) {sorted(set(settings) - {f.name for f in fields(DiscaConfig)})}")
-        raise InputError(f"{key}: {e.message}")
+        raise InputError(f"{'.'.join([where, *map(str, e.absolute_path)])}: {e.message}")
 
 
 def from_settings(settings: dict) -> DiscaConfig:
@@ -117,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per DiscaConfig field (default None: the field's default applies)."""
     g = parser.add_argument_group("DISCA parameters (config section disca; defaults in brackets)")
     for f in fields(DiscaConfig):
-        schema, default = f.metadata["schema"], (f.default_factory() if callable(f.default_factory) else f.default)
+        schema, default = f.metadata["schema"], _default(f)
         shown = " ".join(map(str, default)) if isinstance(default, list) else default
         kw = {"default": None, "dest": f"disca_{f.name}", "help": f"{f.metadata['help']} [{shown}]"}
         if schema.get("type") == "boolean":
@@ -164,7 +166,7 @@ def markdown_table() -> str:
 
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in fields(DiscaConfig):
-        default = f.default_factory() if callable(f.default_factory) else f.default
+        default = _default(f)
         rows.append(f"| `{f.name}` | {_type_text(f.metadata['schema'])} | {text(default)} | {f.metadata['help']} |")
     for name, (schema, default, help) in WORKFLOW_KEYS.items():
         rows.append(f"| `{name}` | {_type_text(schema)} | {text(default)} | {help} |")

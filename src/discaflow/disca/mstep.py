@@ -75,12 +75,7 @@ class Trainer:
         and rotated on worker threads while the network trains; the mean loss."""
         from discaflow.augment import random_rotation_batch
 
-        c = self.config
-        rng = np.random.default_rng([c.seed, epoch_seed, 17])
-        # (index, copy) pairs in a random order; copy 0 is the original
-        pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
-        pairs = pairs[rng.permutation(len(pairs))]
-        batches = [pairs[i: i + c.batch_size] for i in range(0, len(pairs), c.batch_size)]
+        batches, rng = self.epoch_batches(epoch_seed)
         seeds = rng.integers(0, 2**63 - 1, len(batches))
 
         def streamed(j):
@@ -92,9 +87,23 @@ class Trainer:
             return x[..., None], targets[b[:, 0]]
 
         workers = augmentation_workers()
+        return self.train_on(classifier, prefetch(streamed, range(len(batches)), workers=workers, depth=2 * workers),
+                             learning_rate)
+
+    def epoch_batches(self, epoch_seed: int) -> tuple[list[np.ndarray], np.random.Generator]:
+        """An epoch's batches of (index, copy) pairs in a seeded random order (copy 0: the original;
+        ``rotation_copies`` rotated copies each), and the generator that drew them."""
+        c = self.config
+        rng = np.random.default_rng([c.seed, epoch_seed, 17])
+        pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
+        pairs = pairs[rng.permutation(len(pairs))]
+        return [pairs[i: i + c.batch_size] for i in range(0, len(pairs), c.batch_size)], rng
+
+    def train_on(self, classifier, stream, learning_rate: float) -> float:
+        """Train on every (x, y) batch of ``stream`` at ``learning_rate``; the mean loss."""
         classifier.optimizer.learning_rate.assign(learning_rate)
         losses = []
-        for x, y in prefetch(streamed, range(len(batches)), workers=workers, depth=2 * workers):
+        for x, y in stream:
             self.check()
             losses.append(float(classifier.train_on_batch(x, y, return_dict=True)["loss"]))
         return float(np.mean(losses)) if losses else float("nan")

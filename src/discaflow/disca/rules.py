@@ -17,10 +17,14 @@ LABEL_SMOOTHING_DECAY = 0.9  # per iteration (paper)
 LEARNING_RATE_DECAY = 0.95  # per iteration (paper)
 
 
+def _candidates(config: DiscaConfig) -> list[int]:
+    return list(REFERENCE_CANDIDATES) if config.design == "reference" else list(config.k_candidates)
+
+
 def candidates_for(config: DiscaConfig, n: int) -> list[int]:
     """Candidate numbers of clusters, clipped to what ``n`` subtomograms allow (a full-covariance
     Gaussian in ``pca_components`` dimensions needs more members than dimensions)."""
-    cands = list(REFERENCE_CANDIDATES) if config.design == "reference" else list(config.k_candidates)
+    cands = _candidates(config)
     limit = max(1, n // (config.pca_components + 1))
     clipped = [k for k in cands if k <= limit]
     if len(clipped) < len(cands):
@@ -29,7 +33,7 @@ def candidates_for(config: DiscaConfig, n: int) -> list[int]:
 
 
 def smallest_candidate(config: DiscaConfig) -> int:
-    return min(REFERENCE_CANDIDATES) if config.design == "reference" else min(config.k_candidates)
+    return min(_candidates(config))
 
 
 def in_warmup(config: DiscaConfig, iteration: int) -> bool:
