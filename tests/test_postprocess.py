@@ -194,7 +194,7 @@ def test_export_round_trips_through_starfile(tmp_path):
                           "dfEulerRot": e[:, 0], "dfEulerTilt": e[:, 1], "dfEulerPsi": e[:, 2],
                           "dfShiftX": shifts[:, 0], "dfShiftY": shifts[:, 1], "dfShiftZ": shifts[:, 2], "dfScore": 0.5})
     poses.to_csv(tmp_path / "poses.csv", index=False)
-    sizes = {"TS_01": (200, 180, 100), "TS_02": (210, 190, 90)}
+    sizes = {"TS_01": (200, 180, 160), "TS_02": (210, 190, 170)}
     run_export(tmp_path / "s.h5", tmp_path / "labels.csv", tmp_path / "poses.csv", sizes, tmp_path / "out", {})
 
     # the refined position: box centre (binned grid) + shift, in unbinned pixels

@@ -37,17 +37,18 @@ def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("project")
     maps = [str(STRUCTURES / "3j9i.mrc"), str(STRUCTURES / "1bxn.mrc")]
     assert main(["simulate", "tomograms", "--structures", *maps, "--voxel-size-A", "16", "--count", "2", "--seed", "3",
-                 "--shape-xyz-vox", "64", "64", "48", "--particles-per-class", "2", "--blobs", "2", "--vesicles", "0",
+                 "--shape-xyz-vox", "64", "64", "48", "--particles-per-class", "3", "--blobs", "2", "--vesicles", "0",
                  "--out-dir", str(work / "data")]) == 0
     config = {
         "results": str(work / "results"),
         "simulation": {"sim": {"structures": {"p20S": maps[0], "rubisco": maps[1]}, "voxel_size_A": 16.0,
                                "subtomograms": {"per_class": 4},
-                               "tomograms": {"count": 1, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 2,
+                               "tomograms": {"count": 1, "shape_xyz_vox": [64, 64, 48], "particles_per_class": 3,
                                              "blobs": 2, "vesicles": 0}}},
         "extract": {"box_vox": 16},
+        "average": {"min_particles": 2},  # the tiny datasets' classes hold a few particles
         "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
-                  "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+                  "iterations_per_job": 1, "pca_components": 1, "k_candidates": [2, 3], "warmup_iterations": 1,
                   "learning_rate": 1e-3, "precision": "float32"},
         "datasets": {"sim": {"simulated": "sim"}, "real": {"tomograms": str(work / "data" / "tomo_*.mrc")}},
     }
@@ -128,7 +129,7 @@ def _classes(work, dataset):
 def test_averaging_parameter_reruns_only_averaging_and_what_follows(project):
     work, config = project
     c = _copy(config)
-    c["average"] = {"iterations": 3}
+    c["average"]["iterations"] = 3
     n_classes = len(_classes(work, "sim")) + len(_classes(work, "real"))
     assert n_classes >= 2
     assert _scheduled(work, c) == {"average_class": n_classes, "average_collect": 2, "embed": 3, "export": 2, "all": 1}

@@ -22,7 +22,7 @@ CONFIG = {
                                           "blobs": 2, "vesicles": 0}}},
     "extract": {"box_vox": 16},
     "disca": {"blocks": 3, "first_filters": 4, "filter_step": 4, "feature_dim": 16, "max_iterations": 2,
-              "iterations_per_job": 1, "pca_components": 2, "k_candidates": [2, 3], "warmup_iterations": 1,
+              "iterations_per_job": 1, "pca_components": 1, "k_candidates": [2, 3], "warmup_iterations": 1,
               "learning_rate": 1e-3, "precision": "float32", "deterministic": True},
     "datasets": {"tiny": {"simulated": "tiny"}},
 }

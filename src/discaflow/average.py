@@ -440,6 +440,32 @@ def averager_from_settings(settings: dict, box_vox: int, voxel_size_A: float) ->
         seed=s["seed"])
 
 
+def check_average_inputs(store_path, labels_csv, classes, batch: int = 512) -> dict:
+    """Sorted particle indices of each class in ``classes`` (None: every class), after checking everything averaging
+    reads (the labels against the store, at least 2 particles per class, finite subtomograms), so that
+    a problem stops the stage before it writes anything."""
+    from discaflow.errors import InputError
+    from discaflow.io.store import SubtomogramStore
+    from discaflow.io.tables import check_labels, read_table
+
+    with SubtomogramStore(store_path) as store:
+        table = check_labels(read_table(labels_csv), store, labels_csv)
+        present = set(table["rlnClassNumber"].tolist())
+        out = {}
+        for c in sorted(set(classes or present)):
+            if c not in present:
+                raise InputError(f"{labels_csv}: no particle of class {c}; it has classes {sorted(present)}")
+            idx = np.sort(table.loc[table["rlnClassNumber"] == c, "dfParticleIndex"].to_numpy(np.int64))
+            if len(idx) < 2:
+                raise InputError(f"{labels_csv}: class {c} has {len(idx)} particle; averaging needs at least 2 "
+                                 "(leave the class out with --classes)")
+            out[c] = idx
+        every = np.sort(np.concatenate(list(out.values()))) if out else np.zeros(0, np.int64)
+        for a in range(0, len(every), batch):
+            store.take(every[a: a + batch], finite=True)
+    return out
+
+
 def run_average_class(store_path, labels_csv, class_number: int, out_dir, settings: dict) -> dict:
     """Align and average the particles of one class (1-based ``rlnClassNumber`` of the labels table).
 
@@ -461,16 +487,10 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
     from discaflow.plots import plot_fsc
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    from discaflow.io.tables import read_table
-
-    table = read_table(labels_csv)
-    idx = table.loc[table["rlnClassNumber"] == class_number, "dfParticleIndex"].to_numpy(np.int64)
-    if len(idx) < 2:
-        raise InputError(f"{labels_csv}: class {class_number} has {len(idx)} particle(s); averaging needs at least 2")
+    idx = check_average_inputs(store_path, labels_csv, [class_number])[class_number]
     t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     with SubtomogramStore(store_path) as store:
-        idx = np.sort(idx)
         x = store.take(idx, finite=True)
         vs, b, binning = store.voxel_size_A, store.box_vox, store.binning
         coords, tomo = store.column("coords"), store.column("tomogram")

@@ -55,8 +55,8 @@ def write_bundle(path, feature_model, mixture_npz: dict, box_vox: int, voxel_siz
     return path
 
 
-def load_bundle(path) -> Bundle:
-    """Read a bundle; a missing or corrupt one is an :class:`InputError` naming it."""
+def read_bundle_info(path) -> dict:
+    """A bundle's ``bundle.json`` (box, voxel size, K, provenance), checked; the network is not loaded."""
     path = Path(path)
     meta_path = path / "bundle.json"
     if not meta_path.exists():
@@ -65,24 +65,43 @@ def load_bundle(path) -> Bundle:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError("wrong format tag")
+        meta["box_vox"], meta["voxel_size_A"] = int(meta["box_vox"]), float(meta["voxel_size_A"])
+    except Exception as exc:  # corrupt files surface as many exception types
+        raise InputError(f"{path}: corrupt or unreadable model bundle ({type(exc).__name__}); re-export it with discaflow disca") from None
+    return meta
+
+
+def load_bundle(path) -> Bundle:
+    """Read a bundle; a missing or corrupt one is an :class:`InputError` naming it."""
+    path = Path(path)
+    meta = read_bundle_info(path)
+    try:
         with np.load(path / "mixture.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("pca_mean", "pca_components", "weights", "means", "covariances")}
         from discaflow.model import load_model
 
         feature_model = load_model(path / "features.keras")
-    except InputError:
-        raise
     except Exception as exc:  # corrupt files surface as many exception types
         raise InputError(f"{path}: corrupt or unreadable model bundle ({type(exc).__name__}); re-export it with discaflow disca") from None
-    return Bundle(feature_model=feature_model, box_vox=int(meta["box_vox"]), voxel_size_A=float(meta["voxel_size_A"]),
-                  info=meta, **arrays)
+    return Bundle(feature_model=feature_model, box_vox=meta["box_vox"], voxel_size_A=meta["voxel_size_A"],
+                  info={**meta, "path": str(path)}, **arrays)
+
+
+def check_compatible(info: dict, store, name) -> None:
+    """A store the bundle ``name`` (its ``bundle.json``, :func:`read_bundle_info`) can label: the same
+    box, and the same voxel size within 1 %, as it was trained on."""
+    box, vs = info["box_vox"], info["voxel_size_A"]
+    if store.box_vox != box:
+        raise InputError(f"{store.path}: {store.box_vox}³ subtomograms, the model {name} was trained on {box}³; "
+                         "extract with the model's box size")
+    if abs(store.voxel_size_A - vs) > 0.01 * vs:
+        raise InputError(f"{store.path}: {store.voxel_size_A:g} Å voxels, the model {name} was trained on {vs:g} Å; "
+                         "extract at that voxel size (target_voxel_size_A)")
 
 
 def predict_store(bundle: Bundle, store, batch_size: int = 128, progress=None):
     """Labels, posteriors and 1024-d features of every subtomogram of an open store."""
-    if store.box_vox != bundle.box_vox:
-        raise InputError(f"{store.path}: {store.box_vox}³ subtomograms, the model was trained on {bundle.box_vox}³; "
-                         "extract with the model's box size")
+    check_compatible(bundle.info, store, bundle.info["path"])
     n = len(store)
     if n == 0:
         raise InputError(f"{store.path}: the store holds no subtomograms")

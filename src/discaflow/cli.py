@@ -16,6 +16,60 @@ from discaflow.disca import config as disca_config
 from discaflow.errors import InputError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as the one-line InputError every stage uses (exit 2, no usage dump)."""
+
+    def error(self, message):
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
+def _schema_type(section: str, key: str, *sub: str):
+    """An argparse type that converts and checks a value against the configuration schema's property
+    ``section[.sub].key``: the constraint is declared once, in the schema, for the config and the CLI."""
+    import math
+
+    import jsonschema
+
+    from discaflow.config import _schema, SCHEMA_PATH
+
+    prop = _schema(str(SCHEMA_PATH))["$defs"][section]
+    for name in sub:
+        prop = prop["properties"][name]
+    prop = {k: v for k, v in prop["properties"][key].items() if k not in ("default", "description")}
+    types = prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]
+    conv = int if "integer" in types else float
+    validator = jsonschema.Draft202012Validator(prop)
+
+    def parse(text: str):
+        try:
+            value = conv(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if conv is int else 'a number'}") from None
+        if conv is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if err is not None:
+            raise argparse.ArgumentTypeError(err.message)
+        return value
+
+    parse.__name__ = key  # argparse names the type in its messages
+    return parse
+
+
+def _at_least(lo: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
 def _add_imaging_args(p: argparse.ArgumentParser) -> None:
     from discaflow.config import stage_defaults
 
@@ -25,19 +79,19 @@ def _add_imaging_args(p: argparse.ArgumentParser) -> None:
                    help="density maps (MRC) or atomic models (PDB/mmCIF), one class each")
     g.add_argument("--names", nargs="+", metavar="NAME", help="class names (default: file stems)")
     g.add_argument("--no-assembly", action="store_true", help="atomic models: use the deposited chains, not the biological assembly")
-    g.add_argument("--voxel-size-A", type=float, required=True, help="voxel size of the output in Å")
-    g.add_argument("--box-vox", type=int, default=d["box_vox"], help="subtomogram box edge in voxels (sets the SNR reference box)")
-    g.add_argument("--snr", type=float, default=d["snr"], help="signal variance / noise variance (paper: 0.1 … 0.001)")
+    g.add_argument("--voxel-size-A", type=_schema_type("simulation", "voxel_size_A"), required=True, help="voxel size of the output in Å")
+    g.add_argument("--box-vox", type=_schema_type("simulation", "box_vox"), default=d["box_vox"], help="subtomogram box edge in voxels (sets the SNR reference box)")
+    g.add_argument("--snr", type=_schema_type("simulation", "snr"), default=d["snr"], help="signal variance / noise variance (paper: 0.1 … 0.001)")
     g.add_argument("--snr-convention", choices=["final_volume", "paper"], default=d["snr_convention"],
                    help="final_volume: --snr holds in the written volumes; paper: the DISCA paper's recipe (README, The simulator)")
     g.add_argument("--tilt-range-deg", nargs=2, type=float, default=(im["tilt_min_deg"], im["tilt_max_deg"]), metavar=("MIN", "MAX"))
-    g.add_argument("--tilt-step-deg", type=float, default=im["tilt_step_deg"])
-    g.add_argument("--defocus-um", type=float, default=im["defocus_um"], help="negative = underfocus")
-    g.add_argument("--voltage-kV", type=float, default=im["voltage_kV"])
-    g.add_argument("--cs-mm", type=float, default=im["cs_mm"])
-    g.add_argument("--amplitude-contrast", type=float, default=im["amplitude_contrast"])
-    g.add_argument("--bfactor-A2", type=float, default=im["bfactor_A2"])
-    g.add_argument("--seed", type=int, default=d["seed"])
+    g.add_argument("--tilt-step-deg", type=_schema_type("simulation", "tilt_step_deg", "imaging"), default=im["tilt_step_deg"])
+    g.add_argument("--defocus-um", type=_schema_type("simulation", "defocus_um", "imaging"), default=im["defocus_um"], help="negative = underfocus")
+    g.add_argument("--voltage-kV", type=_schema_type("simulation", "voltage_kV", "imaging"), default=im["voltage_kV"])
+    g.add_argument("--cs-mm", type=_schema_type("simulation", "cs_mm", "imaging"), default=im["cs_mm"])
+    g.add_argument("--amplitude-contrast", type=_schema_type("simulation", "amplitude_contrast", "imaging"), default=im["amplitude_contrast"])
+    g.add_argument("--bfactor-A2", type=_schema_type("simulation", "bfactor_A2", "imaging"), default=im["bfactor_A2"])
+    g.add_argument("--seed", type=_schema_type("simulation", "seed"), default=d["seed"])
 
 
 def _section(args) -> dict:
@@ -154,10 +208,12 @@ def _cmd_disca(args) -> int:
 
 def _cmd_predict(args) -> None:
 
-    from discaflow.bundle import labels_table, load_bundle, predict_store
+    from discaflow.bundle import check_compatible, labels_table, load_bundle, predict_store, read_bundle_info
     from discaflow.io.atomic import atomic_path
     from discaflow.io.store import SubtomogramStore
 
+    with SubtomogramStore(args.store) as store:  # checked before the network is loaded
+        check_compatible(read_bundle_info(args.bundle), store, args.bundle)
     bundle = load_bundle(args.bundle)
     with SubtomogramStore(args.store) as store:
         labels, posterior, _ = predict_store(bundle, store)
@@ -173,6 +229,9 @@ def _cmd_predict(args) -> None:
 
 
 def _average_settings(args) -> dict:
+    lo, hi = args.tilt_range
+    if not args.no_wedge and not (-90 < lo <= 0 <= hi < 90):
+        raise InputError(f"--tilt-range: need -90 < MIN <= 0 <= MAX < 90 degrees, got {lo:g} {hi:g}")
     return {"iterations": args.iterations, "global_iterations": args.global_iterations,
             "global_step_deg": args.global_step_deg, "local_step_deg": args.local_step_deg,
             "max_shift_vox": args.max_shift_vox, "tilt_min_deg": None if args.no_wedge else args.tilt_range[0],
@@ -180,15 +239,22 @@ def _average_settings(args) -> dict:
 
 
 def _cmd_average(args) -> None:
+    from discaflow.average import check_average_inputs
+    from discaflow.io.atomic import exclusive_lock
+
+    settings = _average_settings(args)
+    classes = sorted(check_average_inputs(args.store, args.labels, args.classes))  # all checked before any is written
+    with exclusive_lock(args.out_dir, "--out-dir"):
+        _average_classes(args, classes, settings)
+
+
+def _average_classes(args, classes, settings) -> None:
     from discaflow.average import collect_averages, run_average_class
 
-    from discaflow.io.tables import read_table
-
-    classes = args.classes or sorted(int(c) for c in read_table(args.labels)["rlnClassNumber"].unique())
     dirs = {}
     for c in classes:
         dirs[c] = Path(args.out_dir) / f"class_{c:02d}"
-        s = run_average_class(args.store, args.labels, c, dirs[c], _average_settings(args))
+        s = run_average_class(args.store, args.labels, c, dirs[c], settings)
         print(f"class {c}: {s['particles']} particles, FSC 0.143 at {s['resolution_fsc0143_A']:.1f} Å "
               f"(0.5: {s['resolution_fsc05_A']:.1f} Å)")
     collect_averages(dirs, Path(args.out_dir))
@@ -221,23 +287,23 @@ def _cmd_embed(args) -> None:
     averages = {int(k): v for k, v in (a.split("=", 1) for a in args.average)}
     out = Path(args.out_prefix)
     r = run_embed(path, name, args.store, args.labels, args.poses, averages, f"{out}_density.mrc", f"{out}_labels.mrc",
-                  f"{out}_overlay.png", {"label_threshold": args.label_threshold})
+                  f"{out}_overlay.png", {"label_threshold": args.label_threshold}, voxel_size_A=args.voxel_size_A)
     print(f"{r['tomogram']}: embedded {r['particles']} particles into {out}_density.mrc and {out}_labels.mrc")
 
 
 def _add_geometry_args(p: argparse.ArgumentParser) -> None:
     from discaflow.config import stage_defaults
 
-    p.add_argument("--voxel-size-A", type=float, default=None, help="tomogram voxel size in Å (default: the MRC header)")
-    p.add_argument("--target-voxel-size-A", type=float, default=None, help="bin (block average) to about this voxel size")
-    p.add_argument("--box-vox", type=int, default=stage_defaults("extract")["box_vox"],
+    p.add_argument("--voxel-size-A", type=_schema_type("dataset", "voxel_size_A"), default=None, help="tomogram voxel size in Å (default: the MRC header)")
+    p.add_argument("--target-voxel-size-A", type=_schema_type("dataset", "target_voxel_size_A"), default=None, help="bin (block average) to about this voxel size")
+    p.add_argument("--box-vox", type=_schema_type("extract", "box_vox"), default=stage_defaults("extract")["box_vox"],
                    help="extraction box in binned voxels (picking excludes half a box at the faces)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from discaflow.config import stage_defaults
 
-    parser = argparse.ArgumentParser(prog="discaflow", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="discaflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"discaflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
@@ -247,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = kinds.add_parser("subtomograms", help="a labelled subtomogram set (HDF5 store)")
     _add_imaging_args(st)
     d = stage_defaults("simulation", "subtomograms")
-    st.add_argument("--per-class", type=int, default=d["per_class"], help="subtomograms per structure")
-    st.add_argument("--max-shift-vox", type=float, default=d["max_shift_vox"], help="largest random shift from the box centre (voxels)")
+    st.add_argument("--per-class", type=_schema_type("simulation", "per_class", "subtomograms"), default=d["per_class"], help="subtomograms per structure")
+    st.add_argument("--max-shift-vox", type=_schema_type("simulation", "max_shift_vox", "subtomograms"), default=d["max_shift_vox"], help="largest random shift from the box centre (voxels)")
     st.add_argument("--dtype", choices=["float16", "float32"], default=d["dtype"])
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.add_argument("--out", required=True, help="output store (.h5)")
@@ -257,11 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     tm = kinds.add_parser("tomograms", help="whole tomograms (MRC) with ground-truth particle tables (STAR)")
     _add_imaging_args(tm)
     d = stage_defaults("simulation", "tomograms")
-    tm.add_argument("--count", type=int, default=1, help="tomograms to write (the workflow's default is the config's count)")
-    tm.add_argument("--shape-xyz-vox", nargs=3, type=int, default=d["shape_xyz_vox"], metavar=("X", "Y", "Z"))
-    tm.add_argument("--particles-per-class", type=int, default=d["particles_per_class"])
-    tm.add_argument("--vesicles", type=int, default=d["vesicles"], help="membrane vesicles (distractors)")
-    tm.add_argument("--blobs", type=int, default=d["blobs"], help="small dense blobs (distractors)")
+    tm.add_argument("--count", type=_at_least(1), default=1, help="tomograms to write (the workflow's default is the config's count)")
+    tm.add_argument("--shape-xyz-vox", nargs=3, type=_at_least(16), default=d["shape_xyz_vox"], metavar=("X", "Y", "Z"))
+    tm.add_argument("--particles-per-class", type=_schema_type("simulation", "particles_per_class", "tomograms"), default=d["particles_per_class"])
+    tm.add_argument("--vesicles", type=_schema_type("simulation", "vesicles", "tomograms"), default=d["vesicles"], help="membrane vesicles (distractors)")
+    tm.add_argument("--blobs", type=_schema_type("simulation", "blobs", "tomograms"), default=d["blobs"], help="small dense blobs (distractors)")
     tm.add_argument("--write-clean", action="store_true", help="also write the noise-free density")
     tm.add_argument("--out-dir", required=True)
     tm.set_defaults(func=_cmd_simulate_tomograms)
@@ -270,17 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("tomogram", help="MRC/.rec tomogram")
     _add_geometry_args(pk)
     d = stage_defaults("pick")  # defaults: the configuration schema's pick section (config/README.md)
-    pk.add_argument("--particle-radius-A", type=float, default=d["particle_radius_A"], help="sets σ1 (at least 2 binned voxels)")
-    pk.add_argument("--sigma-ratio", type=float, default=d["sigma_ratio"], help="σ2 / σ1")
+    pk.add_argument("--particle-radius-A", type=_schema_type("pick", "particle_radius_A"), default=d["particle_radius_A"], help="sets σ1 (at least 2 binned voxels)")
+    pk.add_argument("--sigma-ratio", type=_schema_type("pick", "sigma_ratio"), default=d["sigma_ratio"], help="σ2 / σ1")
     pk.add_argument("--polarity", choices=["dark", "bright"], default=d["polarity"], help="dark: raw tomograms; bright: inverted")
     pk.add_argument("--threshold", choices=["reference", "percentile", "none"], default=d["threshold"])
-    pk.add_argument("--threshold-t", type=float, default=d["threshold_t"], help="reference rule T = m + t (M - m) / 20")
-    pk.add_argument("--percentile", type=float, default=d["percentile"], help="percentile mode: keep peaks above this percentile")
-    pk.add_argument("--top-n", type=int, default=d["top_n"], help="keep at most this many picks (strongest first)")
-    pk.add_argument("--min-distance-A", type=float, default=d["min_distance_A"], help="non-maximum suppression distance (default: the radius)")
+    pk.add_argument("--threshold-t", type=_schema_type("pick", "threshold_t"), default=d["threshold_t"], help="reference rule T = m + t (M - m) / 20")
+    pk.add_argument("--percentile", type=_schema_type("pick", "percentile"), default=d["percentile"], help="percentile mode: keep peaks above this percentile")
+    pk.add_argument("--top-n", type=_schema_type("pick", "top_n"), default=d["top_n"], help="keep at most this many picks (strongest first)")
+    pk.add_argument("--min-distance-A", type=_schema_type("pick", "min_distance_A"), default=d["min_distance_A"], help="non-maximum suppression distance (default: the radius)")
     pk.add_argument("--mask", default=None, help="MRC mask on the tomogram's (or binned) grid; picks only where > 0.5")
-    pk.add_argument("--slab-vox", type=int, default=d["slab_vox"], help="binned z rows streamed per block (sets peak memory, not the result)")
-    pk.add_argument("--threads", type=int, default=2)
+    pk.add_argument("--slab-vox", type=_schema_type("pick", "slab_vox"), default=d["slab_vox"], help="binned z rows streamed per block (sets peak memory, not the result)")
+    pk.add_argument("--threads", type=_at_least(1), default=2)
     pk.add_argument("--out", required=True, help="output STAR file")
     pk.set_defaults(func=_cmd_pick)
 
@@ -304,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("store", help="subtomogram store (.h5)")
     dc.add_argument("--state-dir", required=True, help="per-iteration checkpoints; rerun with the same directory to resume")
     dc.add_argument("--out", default=None, help="when finished, write labels, features and the model bundle here")
-    dc.add_argument("--iterations", type=int, default=None, help="run at most this many iterations now (default: to the end)")
+    dc.add_argument("--iterations", type=_at_least(1), default=None, help="run at most this many iterations now (default: to the end)")
     dc.add_argument("--init-from", default=None, help="fine-tune: start from this model bundle's network")
     disca_config.add_arguments(dc)
     dc.set_defaults(func=_cmd_disca)
@@ -318,17 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     av = stages.add_parser("average", help="align and average each class (gold-standard FSC)")
     av.add_argument("store")
     av.add_argument("labels", help="labels.csv written by disca or predict")
-    av.add_argument("--classes", type=int, nargs="+", default=None, help="class numbers (default: all)")
+    av.add_argument("--classes", type=_at_least(1), nargs="+", default=None, help="class numbers (default: all)")
     d = stage_defaults("average")  # the configuration schema's average section is where defaults are written
-    av.add_argument("--iterations", type=int, default=d["iterations"], help="refinement iterations")
-    av.add_argument("--global-iterations", type=int, default=d["global_iterations"], help="iterations that search all of SO(3)")
-    av.add_argument("--global-step-deg", type=float, default=d["global_step_deg"])
-    av.add_argument("--local-step-deg", type=float, default=d["local_step_deg"])
-    av.add_argument("--max-shift-vox", type=float, default=d["max_shift_vox"])
+    av.add_argument("--iterations", type=_schema_type("average", "iterations"), default=d["iterations"], help="refinement iterations")
+    av.add_argument("--global-iterations", type=_schema_type("average", "global_iterations"), default=d["global_iterations"], help="iterations that search all of SO(3)")
+    av.add_argument("--global-step-deg", type=_schema_type("average", "global_step_deg"), default=d["global_step_deg"])
+    av.add_argument("--local-step-deg", type=_schema_type("average", "local_step_deg"), default=d["local_step_deg"])
+    av.add_argument("--max-shift-vox", type=_schema_type("average", "max_shift_vox"), default=d["max_shift_vox"])
     av.add_argument("--tilt-range", type=float, nargs=2, default=[d["tilt_min_deg"], d["tilt_max_deg"]], metavar=("MIN", "MAX"),
                     help="tilt range of the data in degrees (missing wedge, tilt axis y)")
     av.add_argument("--no-wedge", action="store_true", help="no missing-wedge compensation")
-    av.add_argument("--seed", type=int, default=d["seed"])
+    av.add_argument("--seed", type=_schema_type("average", "seed"), default=d["seed"])
     av.add_argument("--out-dir", required=True)
     av.set_defaults(func=_cmd_average)
 
@@ -338,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--labels", required=True)
     em.add_argument("--poses", required=True, help="poses.csv written by average")
     em.add_argument("--average", nargs="+", required=True, metavar="CLASS=MRC")
-    em.add_argument("--label-threshold", type=float, default=stage_defaults("embed")["label_threshold"],
+    em.add_argument("--voxel-size-A", type=_schema_type("dataset", "voxel_size_A"), default=None,
+                    help="tomogram voxel size in Å (default: the MRC header)")
+    em.add_argument("--label-threshold", type=_schema_type("embed", "label_threshold"), default=stage_defaults("embed")["label_threshold"],
                     help="in standard deviations of the average")
     em.add_argument("--out-prefix", required=True)
     em.set_defaults(func=_cmd_embed)
@@ -350,16 +418,29 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--tomograms", nargs="+", required=True, metavar="NAME=MRC", help="the dataset's tomograms (for their sizes)")
     d = stage_defaults("export")
     xp.add_argument("--micrograph-suffix", default=d["micrograph_suffix"], help="appended to tomogram names in rlnMicrographName (Warp)")
-    xp.add_argument("--voltage-kV", type=float, default=d["voltage_kV"])
+    xp.add_argument("--voltage-kV", type=_schema_type("export", "voltage_kV"), default=d["voltage_kV"])
     xp.add_argument("--out-dir", required=True)
     xp.set_defaults(func=_cmd_export)
     return parser
 
 
+def _check_outputs(args) -> None:
+    """Every stage's output path is checked before its work starts (not found unwritable at the end)."""
+    from discaflow.io.atomic import check_output_file, check_writable_dir
+
+    if getattr(args, "out", None) and args.stage != "disca":  # disca's --out is a directory (_cmd_disca)
+        check_output_file(args.out, "--out")
+    if getattr(args, "out_dir", None):
+        check_writable_dir(args.out_dir, "--out-dir")
+    if getattr(args, "out_prefix", None):
+        check_output_file(f"{args.out_prefix}_density.mrc", "--out-prefix")
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        _check_outputs(args)
         rc = args.func(args)
     except InputError as exc:
         print(f"discaflow: error: {exc}", file=sys.stderr)

@@ -44,7 +44,36 @@ def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str
         if name in out:
             raise InputError(f"config key 'datasets.{dataset}.tomograms': {out[name]} and {p} have the same name {name!r}; rename one")
         out[name] = p
+    check_headers(config, dataset, out)
     return dict(sorted(out.items()))
+
+
+def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None:
+    """Read every tomogram header of a dataset when the job graph is built, so that a corrupt file, a
+    voxel size of 0, mixed voxel sizes or a tomogram smaller than the box stops the dry run with one
+    line instead of a job failing after every pick and extraction."""
+    from discaflow.io.slabs import SlabReader, binned_shape
+    from discaflow.pick import binning_factor
+
+    section = config["datasets"][dataset]
+    box = stage_settings(config, dataset, "extract").get("box_vox", 24)
+    key = f"config key 'datasets.{dataset}"
+    first = None
+    for path in tomograms.values():
+        reader = SlabReader(path)  # a corrupt or non-3-D file is an InputError naming it
+        vs = section.get("voxel_size_A") or reader.voxel_size_A
+        if vs <= 0:
+            raise InputError(f"{key}.voxel_size_A': {path} has voxel size 0 in its header; set voxel_size_A for this dataset")
+        if first is None:
+            first = (path, vs)
+        elif abs(vs - first[1]) > 0.01 * first[1]:
+            raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; a dataset's "
+                             "tomograms must share one voxel size: put them in separate datasets")
+        factor = binning_factor(vs, section.get("target_voxel_size_A"))
+        bshape = binned_shape(reader.shape, factor)
+        if min(bshape) <= box:
+            raise InputError(f"{key}': {path} is {bshape[::-1]} voxels (x, y, z) after binning {factor}, not larger than "
+                             f"extract.box_vox {box}; lower box_vox or target_voxel_size_A")
 
 
 def stage_settings(config: dict, dataset: str, stage: str) -> dict:

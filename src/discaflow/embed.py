@@ -73,24 +73,34 @@ def embed_particles(shape_zyx, positions_zyx: np.ndarray, rotations: Rotation, c
 
 
 def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, average_paths: dict, out_density,
-              out_labels, out_png, settings: dict, class_names: dict | None = None) -> dict:
-    """Re-embed the particles of one tomogram; write density and label MRCs and a PNG overlay."""
+              out_labels, out_png, settings: dict, class_names: dict | None = None, voxel_size_A: float | None = None) -> dict:
+    """Re-embed the particles of one tomogram; write density and label MRCs and a PNG overlay.
+
+    Everything is read and checked before the first output is written (each output atomically): the
+    tomogram's voxel size (``voxel_size_A``, else its header) against the store's unbinned pixel, the
+    labels against the store, every particle inside the tomogram, averages cubic and of the store's box."""
     from discaflow.export import box_centres_unbinned
     from discaflow.io.mrc import read_volume, write_volume
     from discaflow.io.slabs import SlabReader, binned_shape, read_binned_rows
     from discaflow.io.store import SubtomogramStore
+    from discaflow.io.tables import POSE_COLUMNS, check_labels, read_table
+    from discaflow.pick import resolve_voxel_size
     from discaflow.plots import plot_embedding_overlay
 
     reader = SlabReader(tomogram_path)
-    from discaflow.io.tables import POSE_COLUMNS, read_table
-
-    labels = read_table(labels_csv)
-    labels = labels[labels["rlnTomoName"] == tomo_name]
-    poses = read_table(poses_csv, POSE_COLUMNS).set_index("dfParticleIndex")
     with SubtomogramStore(store_path) as store:
         f = int(round(store.binning))
-        vs = store.voxel_size_A
+        vs, box = store.voxel_size_A, store.box_vox
         coords = store.column("coords")
+        labels = check_labels(read_table(labels_csv), store, labels_csv)
+    pixel = resolve_voxel_size(reader, voxel_size_A)
+    if abs(pixel * f - vs) > 0.01 * vs:
+        raise InputError(f"{reader.path}: voxel size {pixel:g} Å x binning {f} is not the store's {vs:g} Å; "
+                         "give the tomogram the store was extracted from (or its voxel size)")
+    if "rlnTomoName" not in labels.columns:
+        raise InputError(f"{labels_csv}: lacks column rlnTomoName; give the labels written by disca or predict")
+    labels = labels[labels["rlnTomoName"] == tomo_name]
+    poses = read_table(poses_csv, POSE_COLUMNS).set_index("dfParticleIndex")
     shape = binned_shape(reader.shape, f)
     idx = labels["dfParticleIndex"].to_numpy(np.int64)
     p = poses.reindex(idx)
@@ -99,6 +109,11 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
         log.warning("%s: no particle of this tomogram has an alignment; nothing to embed", tomo_name)
     idx, p = idx[have], p[have]
     centre_unbinned = box_centres_unbinned(coords[idx], f) if len(idx) else np.zeros((0, 3))
+    size_xyz = np.array(reader.shape[::-1], float)
+    outside = np.flatnonzero(((centre_unbinned < -0.5) | (centre_unbinned > size_xyz - 0.5)).any(axis=1))
+    if len(outside):
+        raise InputError(f"{reader.path}: particle {idx[outside[0]]} of {tomo_name} lies at {centre_unbinned[outside[0]].round(1).tolist()} "
+                         f"(x, y, z pixels), outside this {reader.shape[::-1]} tomogram; give the tomogram the particles were picked in")
     # binned voxel j spans unbinned voxels j·f … j·f + f − 1, centred at j·f + (f − 1)/2
     pos_xyz = (centre_unbinned - (f - 1) / 2.0) / f + p[["dfShiftX", "dfShiftY", "dfShiftZ"]].to_numpy(float)
     rots = Rotation.from_euler("ZYZ", p[["dfEulerRot", "dfEulerTilt", "dfEulerPsi"]].to_numpy(float), degrees=True) \
@@ -106,14 +121,14 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
     averages = {}
     for c, path in average_paths.items():
         v = read_volume(path)
+        if v.data.shape != (box, box, box):
+            raise InputError(f"{path}: a {'x'.join(map(str, v.data.shape[::-1]))} average, the store's subtomograms are {box}³; "
+                             "give the averages made from this store")
         if abs(v.voxel_size_A - vs) > 1e-3 * vs:
             raise InputError(f"{path}: voxel size {v.voxel_size_A:g} Å differs from the store's {vs:g} Å; rerun averaging")
         averages[int(c)] = v.data
-    density, lab = embed_particles(shape, pos_xyz[:, ::-1], rots, p["rlnClassNumber"].to_numpy(np.int64), averages,
-                                   label_threshold=settings.get("label_threshold", 1.0))
-    write_volume(out_density, density, vs)
-    write_volume(out_labels, lab, vs)
-    # overlay: central XY slab and the XZ plane through the centre of the binned tomogram
+    # overlay: central XY slab and the XZ plane through the centre of the binned tomogram (read before
+    # any output is written: a NaN in the tomogram stops here)
     nz, ny, nx = shape
     z0, y0 = nz // 2, ny // 2
     xy = read_binned_rows(reader, z0 - 1, z0 + 2, f).mean(axis=0)
@@ -121,6 +136,8 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
     for s in range(0, nz, 16):
         rows = read_binned_rows(reader, s, s + 16, f)
         xz[s: s + len(rows)] = rows[:, y0, :]
+    density, lab = embed_particles(shape, pos_xyz[:, ::-1], rots, p["rlnClassNumber"].to_numpy(np.int64), averages,
+                                   label_threshold=settings.get("label_threshold", 1.0))
     names = class_names or {}
     classes = sorted(averages)
     # colour index k+1 for the k-th class present; the legend names them
@@ -131,4 +148,6 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
                            {"XY (z = %d)" % z0: remap[lab[z0]], "XZ (y = %d)" % y0: remap[lab[:, y0, :]]},
                            [names.get(c, f"class {c}") for c in classes],
                            f"{tomo_name}: classes re-embedded ({len(idx)} particles, binning {f}, {vs:g} Å/voxel)", out_png)
+    write_volume(out_density, density, vs)
+    write_volume(out_labels, lab, vs)
     return {"tomogram": tomo_name, "particles": int(len(idx)), "shape_zyx": list(shape)}

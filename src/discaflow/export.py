@@ -141,38 +141,49 @@ def run_export(store_path, labels_csv, poses_csv, tomogram_sizes: dict, out_dir,
     from discaflow.io.store import SubtomogramStore
 
     out = Path(out_dir)
-    from discaflow.io.tables import POSE_COLUMNS, read_table
+    from discaflow.io.atomic import exclusive_lock
+    from discaflow.io.tables import POSE_COLUMNS, check_labels, read_table
 
     labels = read_table(labels_csv, ("dfParticleIndex", "rlnTomoName", "rlnClassNumber"))
     poses = read_table(poses_csv, POSE_COLUMNS) if poses_csv else None
     with SubtomogramStore(store_path) as store:
+        labels = check_labels(labels, store, labels_csv)
         pixel_A = store.voxel_size_A / store.binning
         t = particle_table(store, labels, poses)
     unknown = sorted(set(t["rlnTomoName"]) - set(tomogram_sizes))
     if unknown:
         raise InputError(f"{labels_csv}: tomograms {unknown} are not in the dataset; rerun picking for this dataset")
-    suffix = settings.get("micrograph_suffix", ".tomostar")
-    optics = optics_table(pixel_A, settings)
-    (out / "classes").mkdir(parents=True, exist_ok=True)
-    (out / "relion5_import").mkdir(parents=True, exist_ok=True)
+    size = np.array([tomogram_sizes[n] for n in t["rlnTomoName"]], float).reshape(-1, 3)
+    xyz = t[["x_px", "y_px", "z_px"]].to_numpy(float)
+    outside = np.flatnonzero(((xyz < -0.5) | (xyz > size - 0.5)).any(axis=1))
+    if len(outside):
+        k = outside[0]
+        raise InputError(f"{labels_csv}: particle {t['dfParticleIndex'].iloc[k]} lies at {xyz[k].round(1).tolist()} (x, y, z pixels), "
+                         f"outside tomogram {t['rlnTomoName'].iloc[k]} ({size[k].astype(int).tolist()} pixels); give the "
+                         "tomograms the particles were picked in")
+    with exclusive_lock(out, "export output directory"):  # checked above; written below
+        suffix = settings.get("micrograph_suffix", ".tomostar")
+        optics = optics_table(pixel_A, settings)
+        (out / "classes").mkdir(parents=True, exist_ok=True)
+        (out / "relion5_import").mkdir(parents=True, exist_ok=True)
 
-    def write_all(table, stem):
-        write_star(out / f"{stem}relion5_particles.star", {"optics": optics, "particles": relion5_table(table, tomogram_sizes, pixel_A)})
-        write_star(out / f"{stem}warp_particles.star", warp_table(table, suffix))
-        plain = table.rename(columns={"x_px": "x_px_unbinned", "y_px": "y_px_unbinned", "z_px": "z_px_unbinned"})
-        _csv(out / f"{stem}particles.csv", plain)
+        def write_all(table, stem):
+            write_star(out / f"{stem}relion5_particles.star", {"optics": optics, "particles": relion5_table(table, tomogram_sizes, pixel_A)})
+            write_star(out / f"{stem}warp_particles.star", warp_table(table, suffix))
+            plain = table.rename(columns={"x_px": "x_px_unbinned", "y_px": "y_px_unbinned", "z_px": "z_px_unbinned"})
+            _csv(out / f"{stem}particles.csv", plain)
 
-    for c in sorted(t["rlnClassNumber"].unique()):
-        write_all(t[t["rlnClassNumber"] == c], f"classes/class_{int(c):02d}_")
-    rel = relion5_table(t, tomogram_sizes, pixel_A)
-    rows = []
-    for name in sorted(tomogram_sizes):
-        part = rel[rel["rlnTomoName"] == name].drop(columns=["rlnOpticsGroup"])
-        path = out / "relion5_import" / f"{name}.star"
-        write_star(path, part)
-        rows.append({"rlnTomoName": name, "rlnTomoImportParticleFile": f"relion5_import/{name}.star"})
-    write_star(out / "relion5_import.star", pd.DataFrame(rows))
-    write_all(t, "")  # the all-classes files last: their presence means the export is complete
+        for c in sorted(t["rlnClassNumber"].unique()):
+            write_all(t[t["rlnClassNumber"] == c], f"classes/class_{int(c):02d}_")
+        rel = relion5_table(t, tomogram_sizes, pixel_A)
+        rows = []
+        for name in sorted(tomogram_sizes):
+            part = rel[rel["rlnTomoName"] == name].drop(columns=["rlnOpticsGroup"])
+            path = out / "relion5_import" / f"{name}.star"
+            write_star(path, part)
+            rows.append({"rlnTomoName": name, "rlnTomoImportParticleFile": f"relion5_import/{name}.star"})
+        write_star(out / "relion5_import.star", pd.DataFrame(rows))
+        write_all(t, "")  # the all-classes files last: their presence means the export is complete
     log.info("exported %d particles of %d classes (%d tomograms) to %s", len(t), t["rlnClassNumber"].nunique(),
              len(tomogram_sizes), out)
     return {"particles": len(t), "classes": int(t["rlnClassNumber"].nunique())}

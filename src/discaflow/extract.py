@@ -19,7 +19,7 @@ import pandas as pd
 from discaflow.errors import InputError
 from discaflow.io.slabs import BinnedRowCache, SlabReader, binned_shape
 from discaflow.io.store import StoreWriter, SubtomogramStore
-from discaflow.pick import binning_factor, resolve_voxel_size
+from discaflow.pick import check_not_constant, binning_factor, resolve_voxel_size
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,34 @@ COORD_COLUMNS = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
 def binned_centres(xyz_unbinned: np.ndarray, factor: int) -> np.ndarray:
     """Nearest binned voxel (z, y, x) of unbinned 0-based positions (x, y, z)."""
     return np.rint((np.asarray(xyz_unbinned, float)[:, ::-1] - (factor - 1) / 2.0) / factor).astype(np.int64)
+
+
+def checked_coordinates(picks: pd.DataFrame, source: str, size_xyz, tomogram: str) -> np.ndarray:
+    """The (n, 3) unbinned x, y, z of a particle table, or an InputError naming ``source`` for a
+    missing column, a non-numeric / NaN / infinite value, a repeated row, or a position outside a
+    tomogram of ``size_xyz`` pixels (positions are voxel centres: -0.5 … size - 0.5)."""
+    if not len(picks):
+        return np.zeros((0, 3))
+    missing = [c for c in COORD_COLUMNS if c not in picks.columns]
+    if missing:
+        raise InputError(f"{source}: lacks columns {missing}; give a STAR table with rlnCoordinateX/Y/Z")
+    xyz = picks[COORD_COLUMNS].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(xyz).all(axis=1))
+    if len(bad):
+        row = picks[COORD_COLUMNS].iloc[bad[0]].tolist()
+        raise InputError(f"{source}: {len(bad)} row(s) with a coordinate that is not a finite number (first: row {bad[0] + 1}, "
+                         f"{row}); fix or remove them")
+    dup = np.flatnonzero(pd.DataFrame(xyz).duplicated().to_numpy())
+    if len(dup):
+        raise InputError(f"{source}: {len(dup)} row(s) repeat an earlier row's coordinates (first: row {dup[0] + 1}); "
+                         "remove the duplicates (each would be extracted twice)")
+    size = np.asarray(size_xyz, float)
+    out = np.flatnonzero(((xyz < -0.5) | (xyz > size - 0.5)).any(axis=1))
+    if len(out):
+        raise InputError(f"{source}: {len(out)} of {len(xyz)} positions lie outside {tomogram} ({size[0]:g} x {size[1]:g} x "
+                         f"{size[2]:g} pixels; first: row {out[0] + 1}, {xyz[out[0]].round(1).tolist()}); give coordinates "
+                         "in unbinned pixels of this tomogram")
+    return xyz
 
 
 def extract_tomogram(
@@ -42,8 +70,12 @@ def extract_tomogram(
     edge: str = "skip",
     batch_size: int = 256,
     tomo_name: str | None = None,
+    picks_name: str | None = None,
 ) -> dict:
-    """Extract the particles of one tomogram into a store at ``out_path``; returns counts."""
+    """Extract the particles of one tomogram into a store at ``out_path``; returns counts.
+
+    Coordinates that are not numbers, repeat an earlier row or lie outside the tomogram are an
+    InputError naming ``picks_name`` (they mean a table of another tomogram, unit or binning)."""
     if edge not in ("skip", "pad"):
         raise InputError(f"extract.edge: must be 'skip' or 'pad', got {edge!r}")
     reader = SlabReader(tomogram_path)
@@ -54,12 +86,11 @@ def extract_tomogram(
     if min(bshape) < b:
         raise InputError(f"{reader.path}: binned tomogram {bshape[::-1]} (x, y, z) is smaller than the {b}-voxel box; "
                          "use a smaller box_vox or less binning")
-    missing = [c for c in COORD_COLUMNS if c not in picks.columns]
-    if missing and len(picks):
-        raise InputError(f"particle table for {reader.path.name} lacks columns {missing}")
+    source = picks_name or f"particle table for {reader.path.name}"
+    xyz = checked_coordinates(picks, source, reader.shape[::-1], reader.path.name)
+    check_not_constant(reader)
     name = tomo_name or reader.path.stem
     n = len(picks)
-    xyz = picks[COORD_COLUMNS].to_numpy(float) if n else np.zeros((0, 3))
     score = picks["rlnAutopickFigureOfMerit"].to_numpy(float) if n and "rlnAutopickFigureOfMerit" in picks else np.full(n, np.nan)
     centres = binned_centres(xyz, factor)
     start = centres - b // 2
@@ -108,6 +139,13 @@ def gather_stores(stores: Sequence[str | os.PathLike], out_path: str | os.PathLi
         raise InputError(f"dataset {dataset}: no tomograms to gather")
     opened = [SubtomogramStore(p) for p in paths]
     try:
+        seen: dict[str, Path] = {}
+        for s in opened:
+            for t in s.tomogram_names or [s.path.stem]:
+                if t in seen:
+                    raise InputError(f"{s.path}: tomogram {t!r} is also in {seen[t]} (the same store given twice?); "
+                                     "give each tomogram's store once")
+                seen[t] = s.path
         first = opened[0]
         for s in opened[1:]:
             if (s.box_vox, s.voxel_size_A, s.dtype) != (first.box_vox, first.voxel_size_A, first.dtype):
@@ -128,7 +166,7 @@ def gather_stores(stores: Sequence[str | os.PathLike], out_path: str | os.PathLi
                 coords, tomo, score = s.column("coords"), s.column("tomogram"), s.column("score")
                 for a in range(0, len(s), batch_size):
                     e = min(len(s), a + batch_size)
-                    w.append(s.read(a, e), coords=coords[a:e], tomogram=np.where(tomo[a:e] >= 0, tomo[a:e] + offset, -1), score=score[a:e])
+                    w.append(s.read(a, e, finite=True), coords=coords[a:e], tomogram=np.where(tomo[a:e] >= 0, tomo[a:e] + offset, -1), score=score[a:e])
                 offset += len(s.tomogram_names)
     finally:
         for s in opened:
@@ -144,7 +182,8 @@ def run_extract(tomogram, picks_star, out_path, settings: dict, voxel_size_A=Non
 
     return extract_tomogram(tomogram, read_star(picks_star), out_path, box_vox=settings.get("box_vox", 24),
                             voxel_size_A=voxel_size_A, target_voxel_size_A=target_voxel_size_A,
-                            dtype=settings.get("dtype", "float16"), edge=settings.get("edge", "skip"), tomo_name=tomo_name)
+                            dtype=settings.get("dtype", "float16"), edge=settings.get("edge", "skip"), tomo_name=tomo_name,
+                            picks_name=str(picks_star))
 
 
 def subset_store(store_path, labels_csv, out_path, exclude_classes, batch_size: int = 1024) -> dict:

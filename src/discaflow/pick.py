@@ -374,7 +374,7 @@ def _mask_keep(mask_path, coords_bin: np.ndarray, factor: int, raw_shape) -> np.
         return np.asarray(m.data[idx[:, 0], idx[:, 1], idx[:, 2]]) > 0.5
 
 
-def _check_not_constant(reader: SlabReader, rows: int = 16) -> None:
+def check_not_constant(reader: SlabReader, rows: int = 16) -> None:
     """Raise :class:`InputError` when every voxel of the tomogram has the same value (an empty export)."""
     lo, hi = np.inf, -np.inf
     for z in range(0, reader.shape[0], rows):
@@ -405,7 +405,7 @@ def pick_tomogram(path: str | os.PathLike, params: PickParams, voxel_size_A: flo
     coords, values = dog_peaks(reader, factor, s1, s2, sign, params.border_vox, params.slab_vox, params.threads, progress)
     n_peaks = len(values)
     if n_peaks == 0:
-        _check_not_constant(reader)
+        check_not_constant(reader)
     if mask_path:
         keep = _mask_keep(mask_path, coords, factor, reader.shape)
         coords, values = coords[keep], values[keep]

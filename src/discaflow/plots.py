@@ -215,7 +215,10 @@ def plot_training_from_state(state_dir, history_json, out_png, truth=None, max_p
         d = Path(state_dir) / f"iter_{i:03d}"
         z = np.load(d / "z.npy")[pick]
         perplexity = float(min(30, max(2, (len(z) - 1) / 3)))
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+        if z.shape[1] < 2:  # pca_components 1: the feature itself against the particle's rank
+            xy = np.column_stack([z[:, 0], np.argsort(np.argsort(z[:, 0]))]).astype(np.float32)
+        else:
+            xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
         tag = "best" if i == best else ""
         embeddings.append((f"iteration {i} {tag}".strip(), xy))
         labels.append(np.load(d / "labels.npy")[pick])

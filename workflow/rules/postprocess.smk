@@ -97,6 +97,7 @@ rule embed:
                        category="Re-embedded classes", subcategory="{dataset}"),
     params:
         embed=settings("embed"),
+        geometry=dataset_geometry,
         version=VERSION,
     log:
         f"{RESULTS}/logs/embed/{{dataset}}/{{tomo}}.log",

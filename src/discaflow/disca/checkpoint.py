@@ -118,12 +118,10 @@ def remove_partial(state_dir) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def run_identity(params: dict, store_path, init_from=None) -> dict:
-    store_path = Path(store_path)
-    st = store_path.stat() if store_path.exists() else None
-    return {"params": json.loads(dumps(params)),
-            "store": {"name": store_path.name, "size_bytes": st.st_size if st else None,
-                      "mtime_ns": st.st_mtime_ns if st else None},
+def run_identity(params: dict, store_fingerprint: str, init_from=None) -> dict:
+    """What makes a run: its parameters, the store's content (SubtomogramStore.fingerprint, so a copy
+    or a touched store is the same run) and the bundle it started from."""
+    return {"params": json.loads(dumps(params)), "store": store_fingerprint,
             "init_from": str(init_from) if init_from else None}
 
 

@@ -21,6 +21,7 @@ from discaflow.disca import rules
 from discaflow.disca.config import DiscaConfig
 from discaflow.disca.estep import REG_COVAR, RADIAL_SPLIT_DIMS, e_step
 from discaflow.errors import InputError
+from discaflow.io.atomic import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +76,39 @@ class Disca:
         from discaflow.io.store import SubtomogramStore
 
         c = self.config
-        identity = ck.run_identity(c.identity(), store_path, init_from)
-        state_dir = ck.open_state_dir(state_dir, identity, restart_on_change)
-        done = ck.completed_iterations(state_dir)
-        if done and ck.read_state(state_dir, done[-1])["finished"]:
-            return self._load(state_dir)
-        with SubtomogramStore(store_path) as store, _StopFlag() as stop:
-            n = len(store)
-            if n == 0:
-                raise InputError(f"{store.path}: the store holds no subtomograms; check picking")
-            smallest = rules.smallest_candidate(c)
-            if n < max(2, smallest):
-                raise InputError(f"{store.path}: {n} subtomogram(s), fewer than the smallest candidate K ({smallest}); "
-                                 "pick more particles or lower disca.k_candidates")
-            store.read(0, min(n, 256), finite=True)  # fail before building the network
-            if init_from is None and store.box_vox - 2 * c.blocks < 1:  # each 'valid' 3³ block takes 2 voxels
-                raise InputError(f"disca.blocks: a {store.box_vox}³ store allows at most {(store.box_vox - 1) // 2} blocks, "
-                                 f"got {c.blocks}; lower disca.blocks or extract a larger box")
-            _Run(self.config, store, state_dir, stop).run(done, init_from, max_new_iterations)
-        done = ck.completed_iterations(state_dir)
+        with SubtomogramStore(store_path) as store:  # everything checked before the state directory is touched
+            self._check_input(store, init_from)
+            identity = ck.run_identity(c.identity(), store.fingerprint(), init_from)
+        with exclusive_lock(state_dir, "--state-dir"):  # one run per state directory
+            state_dir = ck.open_state_dir(state_dir, identity, restart_on_change)
+            done = ck.completed_iterations(state_dir)
+            if not (done and ck.read_state(state_dir, done[-1])["finished"]):
+                with SubtomogramStore(store_path) as store, _StopFlag() as stop:
+                    _Run(self.config, store, state_dir, stop).run(done, init_from, max_new_iterations)
+                done = ck.completed_iterations(state_dir)
         if done and ck.read_state(state_dir, done[-1])["finished"]:
             return self._load(state_dir)
         self.converged_ = False
         return self
+
+    def _check_input(self, store, init_from) -> None:
+        c = self.config
+        n = len(store)
+        if n == 0:
+            raise InputError(f"{store.path}: the store holds no subtomograms; check picking")
+        smallest, p = rules.smallest_candidate(c), c.pca_components
+        if n < smallest * (p + 1):  # a full-covariance Gaussian in p dimensions needs more than p members
+            raise InputError(f"{store.path}: {n} subtomogram(s) are too few for K = {smallest} clusters in "
+                             f"disca.pca_components {p} dimensions (at least {smallest * (p + 1)}); pick more particles "
+                             "or lower disca.pca_components")
+        store.read(0, min(n, 256), finite=True)  # fail before building the network
+        if init_from is not None:
+            from discaflow.bundle import check_compatible, read_bundle_info
+
+            check_compatible(read_bundle_info(init_from), store, init_from)
+        elif store.box_vox - 2 * c.blocks < 1:  # each 'valid' 3³ block takes 2 voxels
+            raise InputError(f"disca.blocks: a {store.box_vox}³ store allows at most {(store.box_vox - 1) // 2} blocks, "
+                             f"got {c.blocks}; lower disca.blocks or extract a larger box")
 
     @classmethod
     def load(cls, state_dir) -> "Disca":
@@ -192,11 +203,7 @@ class _Run:
             return None
         from discaflow.bundle import load_bundle
 
-        bundle = load_bundle(init_from)
-        if bundle.box_vox != self.store.box_vox:
-            raise InputError(f"{init_from}: model for {bundle.box_vox}³ subtomograms, the store holds {self.store.box_vox}³; "
-                             "extract with the model's box size")
-        return bundle.feature_model
+        return load_bundle(init_from).feature_model  # checked against the store in Disca._check_input
 
     def iteration(self, i: int, classifier, previous):
         from discaflow import model as M

@@ -70,3 +70,46 @@ def check_writable_dir(path: str | os.PathLike, name: str) -> None:
         raise InputError(f"{name} {path}: {probe} is a file, so the directory cannot be created; give another path")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"{name} {path}: {probe} is not writable; give a writable directory")
+
+
+def check_output_file(path: str | os.PathLike, name: str) -> None:
+    """Raise InputError (naming ``name``) unless ``path`` can be written as a file: not a directory,
+    and in a directory that exists or can be created and is writable. Checked before the work."""
+    from discaflow.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{name} {path}: is a directory; give a file name")
+    check_writable_dir(path.parent, name)
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: str | os.PathLike, name: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (created if needed) while the block runs, so that two
+    runs never write one output or state directory; a second run is an InputError naming the holder.
+
+    The lock is ``fcntl.flock`` on ``<directory>/.discaflow.lock``: the kernel releases it when the
+    process dies (kill -9 included), so a stale lock file never blocks a rerun."""
+    import fcntl
+    import socket
+
+    from discaflow.errors import InputError
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fh = open(directory / ".discaflow.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise InputError(f"{name} {directory}: in use by {holder}; wait for that run to end, or give another directory") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"discaflow PID {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        yield directory
+    finally:
+        fh.close()

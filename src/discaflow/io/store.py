@@ -223,6 +223,22 @@ class SubtomogramStore:
     def __len__(self) -> int:
         return int(self._file["subtomograms"].shape[0])
 
+    def fingerprint(self) -> str:
+        """A checksum of the store's content that changes when it is re-extracted and not when it is
+        copied or touched: its attributes, shape, per-particle columns and first and last subtomogram."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for k in sorted(self._file.attrs):
+            h.update(f"{k}={self._file.attrs[k]!r};".encode())
+        h.update(repr((self._file["subtomograms"].shape, str(self.dtype))).encode())
+        for name in ("coords", "tomogram", "score", "label"):
+            if name in self._file:
+                h.update(np.ascontiguousarray(self._file[name][()]).tobytes())
+        if len(self):
+            h.update(np.ascontiguousarray(self._file["subtomograms"][[0, len(self) - 1] if len(self) > 1 else [0]]).tobytes())
+        return h.hexdigest()
+
     @property
     def dtype(self) -> np.dtype:
         return self._file["subtomograms"].dtype
