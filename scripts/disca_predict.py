@@ -1,15 +1,6 @@
-# Rule disca_predict: label a dataset with a trained bundle instead of training.
-import sys
-
-from discaflow.cli import main
+# Rule disca_predict: label a dataset with a trained bundle instead of training (one inference, two files).
+from discaflow.bundle import run_predict
 from discaflow.rulerun import run_rule
 
-
-def body():
-    for out in (snakemake.output.labels, snakemake.output.star):
-        rc = main(["predict", snakemake.input.store, "--bundle", snakemake.input.bundle, "--out", out])
-        if rc:
-            sys.exit(rc)
-
-
-run_rule(snakemake, body)
+run_rule(snakemake, lambda: run_predict(snakemake.input.store, snakemake.input.bundle,
+                                        [snakemake.output.labels, snakemake.output.star]))

@@ -15,17 +15,17 @@ from conftest import REPO, STRUCTURES, job_counts
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def _snakemake(workdir, config, *args):
+def _snakemake(workdir, config, *args, src=REPO / "src"):
     (workdir / "c.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", str(workdir / "c.yaml"),
                            "--directory", str(workdir), "--cores", "2", *args], capture_output=True, text=True, env=env, timeout=900)
 
 
-def _scheduled(workdir, config) -> dict:
+def _scheduled(workdir, config, src=REPO / "src") -> dict:
     """Job counts of a dry run: {rule: count}."""
-    proc = _snakemake(workdir, config, "-n", "--quiet", "rules")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _snakemake(workdir, config, "-n", "--quiet", "rules", src=src)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return job_counts(proc.stdout + proc.stderr)
 
 
@@ -189,3 +189,17 @@ def test_a_second_stage_runs_on_the_particles_of_the_other_classes(project):
         assert np.array_equal(s.column("coords"), parent.column("coords")[keep["dfParticleIndex"].to_numpy()])
     assert (work / "results" / "real.stage2" / "export" / "relion5_particles.star").exists()
     assert _scheduled(work, c) == {}
+
+
+def test_a_code_update_reruns_the_stages_whose_code_changed(project, tmp_path):
+    """Each rule's ``code`` param is a checksum of the modules its script imports: a changed
+    re-embedding module reruns re-embedding only; a comment-only edit reruns nothing."""
+    work, config = project
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "discaflow", src / "discaflow", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "workflow" / "schemas", tmp_path / "workflow" / "schemas")  # found beside the package
+    embed = src / "discaflow" / "embed.py"
+    embed.write_text(embed.read_text() + "\n# a comment\n")
+    assert _scheduled(work, config, src=src) == {}
+    embed.write_text(embed.read_text() + "\n\ndef _new_helper():\n    return 1\n")
+    assert _scheduled(work, config, src=src) == {"embed": 3, "all": 1}

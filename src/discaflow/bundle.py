@@ -125,3 +125,25 @@ def labels_table(store, labels: np.ndarray, posterior: np.ndarray):
         "rlnCoordinateX": coords[:, 0], "rlnCoordinateY": coords[:, 1], "rlnCoordinateZ": coords[:, 2],
         "rlnClassNumber": np.asarray(labels) + 1, "dfPosterior": posterior,
     })
+
+
+def run_predict(store_path, bundle_path, outs) -> tuple:
+    """Label a store with a bundle (one inference) and write the table to every path in ``outs``
+    (``.star``: STAR, else CSV), each atomically. Returns (table, K)."""
+    from discaflow.io.atomic import atomic_path
+    from discaflow.io.star import write_star
+    from discaflow.io.store import SubtomogramStore
+
+    with SubtomogramStore(store_path) as store:  # checked before the network is loaded
+        check_compatible(read_bundle_info(bundle_path), store, bundle_path)
+    bundle = load_bundle(bundle_path)
+    with SubtomogramStore(store_path) as store:
+        labels, posterior, _ = predict_store(bundle, store)
+        table = labels_table(store, labels, posterior)
+    for out in outs:
+        if str(out).endswith(".star"):
+            write_star(out, table)
+        else:
+            with atomic_path(out) as tmp:
+                table.to_csv(tmp, index=False)
+    return table, bundle.k

@@ -207,25 +207,10 @@ def _cmd_disca(args) -> int:
 
 
 def _cmd_predict(args) -> None:
+    from discaflow.bundle import run_predict
 
-    from discaflow.bundle import check_compatible, labels_table, load_bundle, predict_store, read_bundle_info
-    from discaflow.io.atomic import atomic_path
-    from discaflow.io.store import SubtomogramStore
-
-    with SubtomogramStore(args.store) as store:  # checked before the network is loaded
-        check_compatible(read_bundle_info(args.bundle), store, args.bundle)
-    bundle = load_bundle(args.bundle)
-    with SubtomogramStore(args.store) as store:
-        labels, posterior, _ = predict_store(bundle, store)
-        table = labels_table(store, labels, posterior)
-    if str(args.out).endswith(".star"):
-        from discaflow.io.star import write_star
-
-        write_star(args.out, table)
-    else:
-        with atomic_path(args.out) as tmp:
-            table.to_csv(tmp, index=False)
-    print(f"wrote {args.out}: {len(table)} subtomograms in {bundle.k} classes")
+    table, k = run_predict(args.store, args.bundle, [args.out])
+    print(f"wrote {args.out}: {len(table)} subtomograms in {k} classes")
 
 
 def _average_settings(args) -> dict:

@@ -1,6 +1,5 @@
 # Shared helpers: configuration checking and the list of final outputs.
 
-import discaflow
 from discaflow.config import check_config, check_yaml_file, SCHEMA_PATH
 from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
@@ -15,9 +14,14 @@ except InputError as exc:
 validate(config, str(SCHEMA_PATH))  # Snakemake's own validation (defaults, report metadata)
 
 RESULTS = config["results"].rstrip("/")
-# A new discaflow version reruns the stages whose results it may change (code in an imported package
-# is not tracked by Snakemake's code trigger).
-VERSION = discaflow.__version__
+
+
+def code_version(script):
+    """A rule's ``code`` param: a checksum of the discaflow modules its script imports, so that a code
+    update reruns the stages whose code changed (Snakemake's code trigger sees the script only)."""
+    from discaflow.provenance import code_version as checksum
+
+    return checksum(Path(workflow.basedir) / "scripts" / script)
 
 
 wildcard_constraints:

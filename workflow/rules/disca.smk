@@ -31,7 +31,7 @@ rule disca_round:
     params:
         disca=disca_settings,
         state_dir=lambda wc: f"{RESULTS}/{wc.dataset}/disca/state",
-        version=VERSION,
+        code=code_version("disca_round.py"),
     log:
         f"{RESULTS}/logs/disca_round/{{dataset}}/round_{{round}}.log",
     threads: 2
@@ -57,7 +57,7 @@ rule disca_result:
         dataset=TRAINED_DATASETS,
     params:
         state_dir=lambda wc: f"{RESULTS}/{wc.dataset}/disca/state",
-        version=VERSION,
+        code=code_version("disca_result.py"),
     log:
         f"{RESULTS}/logs/disca_result/{{dataset}}.log",
     threads: 2
@@ -78,7 +78,7 @@ rule disca_predict:
     wildcard_constraints:
         dataset=PREDICTED_DATASETS,
     params:
-        version=VERSION,
+        code=code_version("disca_predict.py"),
     log:
         f"{RESULTS}/logs/disca_predict/{{dataset}}.log",
     threads: 2

@@ -11,7 +11,7 @@ rule pick:
         pick=settings("pick"),
         box_vox=lambda wc: stage_settings(config, wc.dataset, "extract")["box_vox"],
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("pick.py"),
     log:
         f"{RESULTS}/logs/pick/{{dataset}}/{{tomo}}.log",
     threads: 2
@@ -31,7 +31,7 @@ rule extract:
     params:
         extract=settings("extract"),
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("extract.py"),
     log:
         f"{RESULTS}/logs/extract/{{dataset}}/{{tomo}}.log",
     threads: 1
@@ -50,7 +50,7 @@ rule gather_subtomograms:
     wildcard_constraints:
         dataset=PICKED_DATASETS,
     params:
-        version=VERSION,
+        code=code_version("gather_subtomograms.py"),
     log:
         f"{RESULTS}/logs/gather_subtomograms/{{dataset}}.log",
     threads: 1
@@ -70,7 +70,7 @@ rule picks_preview:
         report(f"{RESULTS}/{{dataset}}/picks_preview.png", caption="../report/picks_preview.rst", category="Picking"),
     params:
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("picks_preview.py"),
     log:
         f"{RESULTS}/logs/picks_preview/{{dataset}}.log",
     threads: 1
@@ -91,7 +91,7 @@ rule evaluate_picking:
     params:
         box_vox=lambda wc: stage_settings(config, wc.dataset, "extract")["box_vox"],
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("evaluate_picking.py"),
     log:
         f"{RESULTS}/logs/evaluate_picking/{{dataset}}.log",
     threads: 1

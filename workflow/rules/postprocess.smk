@@ -11,7 +11,7 @@ checkpoint classes:
         f"{RESULTS}/{{dataset}}/average/classes.json",
     params:
         min_particles=lambda wc: stage_settings(config, wc.dataset, "average")["min_particles"],
-        version=VERSION,
+        code=code_version("classes.py"),
     log:
         f"{RESULTS}/logs/classes/{{dataset}}.log",
     threads: 1
@@ -49,7 +49,7 @@ rule average_class:
         cls=r"\d{2}",
     params:
         average=settings("average"),
-        version=VERSION,
+        code=code_version("average_class.py"),
     log:
         f"{RESULTS}/logs/average_class/{{dataset}}/class_{{cls}}.log",
     threads: 2
@@ -72,7 +72,7 @@ rule average_collect:
         fsc=report(f"{RESULTS}/{{dataset}}/average/fsc.png", caption="../report/fsc.rst", category="Averages",
                    subcategory="{dataset}"),
     params:
-        version=VERSION,
+        code=code_version("average_collect.py"),
     log:
         f"{RESULTS}/logs/average_collect/{{dataset}}.log",
     threads: 1
@@ -98,7 +98,7 @@ rule embed:
     params:
         embed=settings("embed"),
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("embed.py"),
     log:
         f"{RESULTS}/logs/embed/{{dataset}}/{{tomo}}.log",
     threads: 1
@@ -125,7 +125,7 @@ rule export:
     params:
         export=settings("export"),
         tomograms=lambda wc: DATASETS[wc.dataset],
-        version=VERSION,
+        code=code_version("export.py"),
     log:
         f"{RESULTS}/logs/export/{{dataset}}.log",
     threads: 1
@@ -150,7 +150,7 @@ rule training_figure:
         state_dir=lambda wc: f"{RESULTS}/{wc.dataset}/disca/state",
         box_vox=lambda wc: stage_settings(config, wc.dataset, "extract")["box_vox"],
         geometry=dataset_geometry,
-        version=VERSION,
+        code=code_version("training_figure.py"),
     log:
         f"{RESULTS}/logs/training_figure/{{dataset}}.log",
     threads: 2
@@ -171,7 +171,7 @@ rule stage_subset:
         dataset=STAGE_DATASETS,
     params:
         exclude_classes=lambda wc: STAGES[wc.dataset]["exclude_classes"],
-        version=VERSION,
+        code=code_version("stage_subset.py"),
     log:
         f"{RESULTS}/logs/stage_subset/{{dataset}}.log",
     threads: 1

@@ -8,7 +8,7 @@ rule simulate_subtomograms:
         f"{RESULTS}/simulated/{{sim}}/subtomograms.h5",
     params:
         section=sim_section,
-        version=VERSION,
+        code=code_version("simulate_subtomograms.py"),
     log:
         f"{RESULTS}/logs/simulate_subtomograms/{{sim}}.log",
     threads: 1
@@ -30,7 +30,7 @@ rule simulate_tomogram:
         tomo=r"tomo_\d{3}",
     params:
         section=sim_section,
-        version=VERSION,
+        code=code_version("simulate_tomogram.py"),
     log:
         f"{RESULTS}/logs/simulate_tomogram/{{sim}}/{{tomo}}.log",
     threads: 1
@@ -53,7 +53,7 @@ rule simulation_preview:
             category="Simulation",
         ),
     params:
-        version=VERSION,
+        code=code_version("simulation_preview.py"),
     log:
         f"{RESULTS}/logs/simulation_preview/{{sim}}.log",
     threads: 1
