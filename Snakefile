@@ -25,6 +25,11 @@ include: "workflow/rules/disca.smk"
 include: "workflow/rules/postprocess.smk"
 
 
+# The executor is known only once the workflow starts: check then, before any job is submitted.
+onstart:
+    _check_gpu_resources()
+
+
 rule all:
     input:
         all_outputs(),

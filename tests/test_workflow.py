@@ -36,6 +36,13 @@ def test_demo_config_is_valid_and_documented():
     assert markdown_table() in readme, "config/README.md: regenerate the disca table (python -m discaflow.config --disca-table)"
 
 
+def test_the_workflow_is_lint_clean():
+    """`snakemake --lint`: every rule has a conda environment, rules and functions are apart, …"""
+    proc = _snakemake("--lint")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Lints for" not in out, out[-3000:]
+
+
 def test_demo_dry_run(tmp_path):
     proc = _snakemake("-n", "--cores", "1", "--config", f"results={tmp_path / 'results'}")
     assert proc.returncode == 0, proc.stderr
@@ -149,7 +156,7 @@ def test_gpu_rule_without_gpu_on_slurm_stops_before_any_job(tmp_path):
                       "--config", f"results={tmp_path / 'results'}", "--slurm-status-command", "squeue")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "profile: rule disca_round asks for no GPU on SLURM" in out, out[-2000:]
+    assert "profile: the disca_round jobs ask for no GPU on SLURM" in out, out[-2000:]
     assert not (tmp_path / "results").exists()
 
 

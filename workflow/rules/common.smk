@@ -1,5 +1,9 @@
 # Shared helpers: configuration checking and the list of final outputs.
 
+import os
+
+import discaflow.config
+
 from discaflow.config import check_config, check_yaml_file, SCHEMA_PATH
 from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
@@ -15,9 +19,15 @@ validate(config, str(SCHEMA_PATH))  # Snakemake's own validation (defaults, repo
 
 RESULTS = config["results"].rstrip("/")
 
+# Jobs import the discaflow this workflow was checked with, also inside a rule's conda environment
+# (envs/*.yaml hold the third-party packages only); local and SLURM jobs inherit the environment.
+os.environ.update(PYTHONPATH=os.pathsep.join(
+    [str(Path(discaflow.config.__file__).parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
+))
+
 
 def code_version(script):
-    """A rule's ``code`` param: a checksum of the discaflow modules its script imports, so that a code
+    """A job's ``code`` param: a checksum of the discaflow modules its script imports, so that a code
     update reruns the stages whose code changed (Snakemake's code trigger sees the script only)."""
     from discaflow.provenance import code_version as checksum
 
@@ -89,18 +99,13 @@ def _check_gpu_resources():
         gpu_rules.append("disca_round")
     if PREDICTED_DATASETS != "(?!)":
         gpu_rules.append("disca_predict")
-    for rule in gpu_rules:
-        res = dict(overwrite.get(rule, {}) or {})
+    for name in gpu_rules:
+        res = dict(overwrite.get(name, {}) or {})
         if not any(k in res for k in ("gpu", "gres", "gpu_model")):
             raise WorkflowError(
-                f"profile: rule {rule} asks for no GPU on SLURM; set '{rule}: gpu: 1' and a GPU "
-                f"slurm_partition under set-resources (see profiles/slurm/config.yaml)"
+                f"profile: the {name} jobs ask for no GPU on SLURM; under set-resources give {name} gpu=1 "
+                f"and a GPU slurm_partition (see profiles/slurm/config.yaml)"
             )
-
-
-# The executor is known only once the workflow starts: check then, before any job is submitted.
-onstart:
-    _check_gpu_resources()
 
 
 def tomogram_path(wildcards):
@@ -149,3 +154,30 @@ def all_outputs():
         if not config["datasets"][ds].get("model"):
             out.append(f"{RESULTS}/{ds}/disca/training.png")
     return out
+
+
+# DISCA rounds (disca.smk)
+def disca_settings(wildcards):
+    return stage_settings(config, wildcards.dataset, "disca")
+
+
+def disca_rounds(dataset):
+    s = stage_settings(config, dataset, "disca")
+    return max(1, -(-s["max_iterations"] // s["iterations_per_job"]))
+
+
+def previous_round(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 0 else [f"{RESULTS}/{wildcards.dataset}/disca/rounds/round_{r - 1:02d}.json"]
+
+
+# classes averaged (postprocess.smk; known after the classes checkpoint)
+def averaged_classes(dataset):
+    import json
+
+    with open(checkpoints.classes.get(dataset=dataset).output[0]) as fh:
+        return [int(c) for c in json.load(fh)["averaged"]]
+
+
+def class_outputs(name):
+    return lambda wc: [f"{RESULTS}/{wc.dataset}/average/class_{c:02d}/{name}" for c in averaged_classes(wc.dataset)]

@@ -5,20 +5,6 @@
 # complete iteration when it is run again.
 
 
-def disca_settings(wildcards):
-    return stage_settings(config, wildcards.dataset, "disca")
-
-
-def disca_rounds(dataset):
-    s = stage_settings(config, dataset, "disca")
-    return max(1, -(-s["max_iterations"] // s["iterations_per_job"]))
-
-
-def previous_round(wildcards):
-    r = int(wildcards.round)
-    return [] if r == 0 else [f"{RESULTS}/{wildcards.dataset}/disca/rounds/round_{r - 1:02d}.json"]
-
-
 rule disca_round:
     input:
         store=f"{RESULTS}/{{dataset}}/subtomograms.h5",
@@ -39,6 +25,8 @@ rule disca_round:
         gpu=1,
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../../scripts/disca_round.py"
 
@@ -64,6 +52,8 @@ rule disca_result:
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/disca_result.py"
 
@@ -86,5 +76,7 @@ rule disca_predict:
         gpu=1,
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../../scripts/disca_predict.py"

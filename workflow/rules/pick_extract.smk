@@ -18,6 +18,8 @@ rule pick:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/pick.py"
 
@@ -38,6 +40,8 @@ rule extract:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/extract.py"
 
@@ -57,6 +61,8 @@ rule gather_subtomograms:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/gather_subtomograms.py"
 
@@ -77,6 +83,8 @@ rule picks_preview:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/picks_preview.py"
 
@@ -98,5 +106,7 @@ rule evaluate_picking:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/evaluate_picking.py"

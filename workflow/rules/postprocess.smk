@@ -18,19 +18,10 @@ checkpoint classes:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/classes.py"
-
-
-def averaged_classes(dataset):
-    import json
-
-    with open(checkpoints.classes.get(dataset=dataset).output[0]) as fh:
-        return [int(c) for c in json.load(fh)["averaged"]]
-
-
-def class_outputs(name):
-    return lambda wc: [f"{RESULTS}/{wc.dataset}/average/class_{c:02d}/{name}" for c in averaged_classes(wc.dataset)]
 
 
 rule average_class:
@@ -56,6 +47,8 @@ rule average_class:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/average_class.py"
 
@@ -79,6 +72,8 @@ rule average_collect:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/average_collect.py"
 
@@ -105,6 +100,8 @@ rule embed:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/embed.py"
 
@@ -132,6 +129,8 @@ rule export:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/export.py"
 
@@ -157,6 +156,8 @@ rule training_figure:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/training_figure.py"
 
@@ -178,5 +179,7 @@ rule stage_subset:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/stage_subset.py"

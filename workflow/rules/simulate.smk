@@ -15,6 +15,8 @@ rule simulate_subtomograms:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/simulate_subtomograms.py"
 
@@ -37,6 +39,8 @@ rule simulate_tomogram:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/simulate_tomogram.py"
 
@@ -60,5 +64,7 @@ rule simulation_preview:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/simulation_preview.py"
