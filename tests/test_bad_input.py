@@ -410,6 +410,7 @@ def test_a_store_is_identified_by_its_content(files, tmp_path):
     (["good", "not_mrc"], {}, "not_mrc.mrc"),
     (["good", "truncated"], {}, "truncated.mrc"),
     (["good"], {"extract": {"box_vox": 200}}, "extract.box_vox 200"),
+    (["good"], {"pick": {"particle_radius_A": 150}}, "less than the particle diameter 300 Å"),
 ])
 def test_tomogram_headers_are_checked_when_the_job_graph_is_built(files, tomograms, extra, expected):
     from discaflow.config import check_config

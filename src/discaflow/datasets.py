@@ -50,8 +50,8 @@ def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str
 
 def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None:
     """Read every tomogram header of a dataset when the job graph is built, so that a corrupt file, a
-    voxel size of 0, mixed voxel sizes or a tomogram smaller than the box stops the dry run with one
-    line instead of a job failing after every pick and extraction."""
+    voxel size of 0, mixed voxel sizes, a box smaller than the particle or a tomogram smaller than the
+    box stops the dry run with one line instead of a job failing after every pick and extraction."""
     from discaflow.io.slabs import SlabReader, binned_shape
     from discaflow.pick import binning_factor
 
@@ -70,6 +70,11 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
             raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; a dataset's "
                              "tomograms must share one voxel size: put them in separate datasets")
         factor = binning_factor(vs, section.get("target_voxel_size_A"))
+        diameter = 2 * stage_settings(config, dataset, "pick").get("particle_radius_A", 70)
+        if box * vs * factor < diameter:
+            raise InputError(f"{key}': the {box}-voxel box at {vs * factor:g} Å/voxel spans {box * vs * factor:g} Å, less than "
+                             f"the particle diameter {diameter:g} Å (2 x pick.particle_radius_A); raise extract.box_vox "
+                             "or target_voxel_size_A")
         bshape = binned_shape(reader.shape, factor)
         if min(bshape) <= box:
             raise InputError(f"{key}': {path} is {bshape[::-1]} voxels (x, y, z) after binning {factor}, not larger than "
