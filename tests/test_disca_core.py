@@ -164,3 +164,18 @@ def test_config_validates_once_and_names_the_key():
         DiscaConfig(k_strategy="radial")  # removed keys are not accepted silently
     assert DiscaConfig(**PUBLISHED).design == "reference"
     assert DiscaConfig(n_jobs=4).identity() == DiscaConfig().identity()
+
+
+def test_progress_lines_give_the_rate_and_an_eta(caplog):
+    import logging
+
+    from discaflow.progress import Progress
+
+    p = Progress("iteration 3: training", 100, interval_s=0.0)
+    with caplog.at_level(logging.INFO, logger="discaflow.progress"):
+        p.advance(25)
+        p.advance(25)
+    p.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[-1].startswith("iteration 3: training: 50/100 subtomograms (")
+    assert "/s), ETA " in lines[-1] and lines[-1].endswith(" min")

@@ -136,9 +136,13 @@ def run_predict(store_path, bundle_path, outs) -> tuple:
 
     with SubtomogramStore(store_path) as store:  # checked before the network is loaded
         check_compatible(read_bundle_info(bundle_path), store, bundle_path)
+    from discaflow.progress import Progress
+
     bundle = load_bundle(bundle_path)
     with SubtomogramStore(store_path) as store:
-        labels, posterior, _ = predict_store(bundle, store)
+        p = Progress("predict", len(store))
+        labels, posterior, _ = predict_store(bundle, store, progress=lambda done, n: p.advance(done - p.done))
+        p.close()
         table = labels_table(store, labels, posterior)
     for out in outs:
         if str(out).endswith(".star"):

@@ -212,7 +212,7 @@ class _Run:
         c, trainer = self.config, self.trainer
         t0 = time.perf_counter()
         feature_model = classifier.get_layer("yopo_features")
-        features = trainer.features(feature_model)
+        features = trainer.features(feature_model, f"iteration {i}: features")
         t_features = time.perf_counter() - t0
         pca = fit_pca(features, c.pca_components, c.seed)
         z = pca.transform(features.astype(np.float64))
@@ -248,8 +248,13 @@ class _Run:
                 head = M.build_head(c.feature_dim, e.k, seed=c.seed + i)
                 trainer.train_head(head, features, targets, i)
                 classifier = trainer.compile(M.build_classifier(feature_model, head))
+            from discaflow.progress import Progress
+
+            progress = Progress(f"iteration {i}: training {c.epochs_per_iteration} epoch(s)",
+                                c.epochs_per_iteration * trainer.n * (c.rotation_copies + 1))
             for epoch in range(c.epochs_per_iteration):
-                loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch)
+                loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch, progress)
+            progress.close()
             trainer.recalibrate_batchnorm(classifier.get_layer("yopo_features"), i + 1)
         state = ck.IterationState(
             iteration=i, k=e.k, ddbi=score, ddbi_radial=score_radial, agreement=agree, agreement_two_back=agree_two_back,

@@ -67,10 +67,17 @@ class Trainer:
         self.M, self.store, self.config, self.check = M, store, config, check
         self.n = len(store)
 
-    def features(self, feature_model) -> np.ndarray:
-        return store_features(feature_model, self.store, check=self.check)
+    def features(self, feature_model, what: str = "features") -> np.ndarray:
+        from discaflow.progress import Progress
 
-    def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, epoch_seed: int) -> float:
+        p = Progress(what, self.n)
+        try:
+            return store_features(feature_model, self.store, check=self.check,
+                                  progress=lambda done, n: p.advance(done - p.done))
+        finally:
+            p.close()
+
+    def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, epoch_seed: int, progress=None) -> float:
         """One epoch over every subtomogram and ``rotation_copies`` randomly rotated copies of each, read
         and rotated on worker threads while the network trains; the mean loss."""
         from discaflow.augment import random_rotation_batch
@@ -88,7 +95,7 @@ class Trainer:
 
         workers = augmentation_workers()
         return self.train_on(classifier, prefetch(streamed, range(len(batches)), workers=workers, depth=2 * workers),
-                             learning_rate)
+                             learning_rate, progress)
 
     def epoch_batches(self, epoch_seed: int) -> tuple[list[np.ndarray], np.random.Generator]:
         """An epoch's batches of (index, copy) pairs in a seeded random order (copy 0: the original;
@@ -99,13 +106,16 @@ class Trainer:
         pairs = pairs[rng.permutation(len(pairs))]
         return [pairs[i: i + c.batch_size] for i in range(0, len(pairs), c.batch_size)], rng
 
-    def train_on(self, classifier, stream, learning_rate: float) -> float:
-        """Train on every (x, y) batch of ``stream`` at ``learning_rate``; the mean loss."""
+    def train_on(self, classifier, stream, learning_rate: float, progress=None) -> float:
+        """Train on every (x, y) batch of ``stream`` at ``learning_rate``; the mean loss.
+        ``progress``: a :class:`discaflow.progress.Progress` advanced by each batch's size."""
         classifier.optimizer.learning_rate.assign(learning_rate)
         losses = []
         for x, y in stream:
             self.check()
             losses.append(float(classifier.train_on_batch(x, y, return_dict=True)["loss"]))
+            if progress is not None:
+                progress.advance(len(x))
         return float(np.mean(losses)) if losses else float("nan")
 
     def recalibrate_batchnorm(self, feature_model, iteration: int) -> None:
