@@ -134,13 +134,13 @@ def use_published_data_flow() -> None:
     from discaflow.disca import mstep
 
     class MaterialisedTrainer(mstep.Trainer):
-        def train_epoch(self, classifier, targets, learning_rate, epoch_seed):
+        def train_epoch(self, classifier, targets, learning_rate, epoch_seed, progress=None):
             c = self.config
             batches, _ = self.epoch_batches(epoch_seed)
             original = self.store.read(0, self.n)
             data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([c.seed, epoch_seed, 19, k]))
                                                 for k in range(c.rotation_copies)])
             stream = ((data[b[:, 1] * self.n + b[:, 0]][..., None], targets[b[:, 0]]) for b in batches)
-            return self.train_on(classifier, stream, learning_rate)
+            return self.train_on(classifier, stream, learning_rate, progress)
 
     mstep.Trainer = MaterialisedTrainer
