@@ -23,19 +23,13 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see {self.prog} --help)")
 
 
-def _schema_type(section: str, key: str, *sub: str):
-    """An argparse type that converts and checks a value against the configuration schema's property
-    ``section[.sub].key``: the constraint is declared once, in the schema, for the config and the CLI."""
+def _checked_type(prop: dict, name: str):
+    """An argparse type that converts a value to the JSON-schema ``prop``'s integer or number and
+    checks it against ``prop`` (bounds; finite)."""
     import math
 
     import jsonschema
 
-    from discaflow.config import _schema, SCHEMA_PATH
-
-    prop = _schema(str(SCHEMA_PATH))["$defs"][section]
-    for name in sub:
-        prop = prop["properties"][name]
-    prop = {k: v for k, v in prop["properties"][key].items() if k not in ("default", "description")}
     types = prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]
     conv = int if "integer" in types else float
     validator = jsonschema.Draft202012Validator(prop)
@@ -52,22 +46,21 @@ def _schema_type(section: str, key: str, *sub: str):
             raise argparse.ArgumentTypeError(err.message)
         return value
 
-    parse.__name__ = key  # argparse names the type in its messages
+    parse.__name__ = name  # argparse names the type in its messages
     return parse
+
+
+def _schema_type(section: str, key: str, *sub: str):
+    """The type of the configuration schema's property ``section[.sub].key``: a constraint is declared
+    once, in the schema, for the config and the CLI."""
+    from discaflow.config import schema_section
+
+    prop = schema_section(section, *sub)["properties"][key]
+    return _checked_type({k: v for k, v in prop.items() if k not in ("default", "description")}, key)
 
 
 def _at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {lo}"
-    return parse
+    return _checked_type({"type": "integer", "minimum": lo}, f"integer >= {lo}")
 
 
 def _add_imaging_args(p: argparse.ArgumentParser) -> None:

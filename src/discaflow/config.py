@@ -70,13 +70,18 @@ def _schema(schema_path: str) -> dict:
     return schema
 
 
-def stage_defaults(stage: str, *sub: str) -> dict:
-    """The defaults of a section (``average``, ``pick``, ``simulation`` + ``imaging``, …): the schema is
-    where they are written; the command line and the Python entry points read them here."""
+def schema_section(stage: str, *sub: str) -> dict:
+    """The schema of a section (``pick``; ``simulation``, ``imaging``; …), read-only."""
     section = _schema(str(SCHEMA_PATH))["$defs"][stage]
     for name in sub:
         section = section["properties"][name]
-    return {k: copy.deepcopy(v["default"]) for k, v in section["properties"].items() if "default" in v}
+    return section
+
+
+def stage_defaults(stage: str, *sub: str) -> dict:
+    """The defaults of a section (``average``, ``pick``, ``simulation`` + ``imaging``, …): the schema is
+    where they are written; the command line and the Python entry points read them here."""
+    return {k: copy.deepcopy(v["default"]) for k, v in schema_section(stage, *sub)["properties"].items() if "default" in v}
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
