@@ -440,26 +440,33 @@ def averager_from_settings(settings: dict, box_vox: int, voxel_size_A: float) ->
         seed=s["seed"])
 
 
-def check_average_inputs(store_path, labels_csv, classes, batch: int = 512) -> dict:
-    """Sorted particle indices of each class in ``classes`` (None: every class), after checking everything averaging
-    reads (the labels against the store, at least 2 particles per class, finite subtomograms), so that
-    a problem stops the stage before it writes anything."""
+def class_indices(store, labels_csv, classes) -> dict:
+    """Sorted particle indices of each class in ``classes`` (None: every class) of the labels table,
+    checked against the open ``store``; a missing class or one of fewer than 2 particles is an InputError."""
     from discaflow.errors import InputError
-    from discaflow.io.store import SubtomogramStore
     from discaflow.io.tables import check_labels, read_table
 
+    table = check_labels(read_table(labels_csv), store, labels_csv)
+    present = set(table["rlnClassNumber"].tolist())
+    out = {}
+    for c in sorted(set(classes or present)):
+        if c not in present:
+            raise InputError(f"{labels_csv}: no particle of class {c}; it has classes {sorted(present)}")
+        idx = np.sort(table.loc[table["rlnClassNumber"] == c, "dfParticleIndex"].to_numpy(np.int64))
+        if len(idx) < 2:
+            raise InputError(f"{labels_csv}: class {c} has {len(idx)} particle; averaging needs at least 2 "
+                             "(leave the class out with --classes)")
+        out[c] = idx
+    return out
+
+
+def check_average_inputs(store_path, labels_csv, classes, batch: int = 512) -> dict:
+    """:func:`class_indices`, with every subtomogram of those classes read once to check it is finite:
+    everything averaging of several classes reads, checked before the first class is written."""
+    from discaflow.io.store import SubtomogramStore
+
     with SubtomogramStore(store_path) as store:
-        table = check_labels(read_table(labels_csv), store, labels_csv)
-        present = set(table["rlnClassNumber"].tolist())
-        out = {}
-        for c in sorted(set(classes or present)):
-            if c not in present:
-                raise InputError(f"{labels_csv}: no particle of class {c}; it has classes {sorted(present)}")
-            idx = np.sort(table.loc[table["rlnClassNumber"] == c, "dfParticleIndex"].to_numpy(np.int64))
-            if len(idx) < 2:
-                raise InputError(f"{labels_csv}: class {c} has {len(idx)} particle; averaging needs at least 2 "
-                                 "(leave the class out with --classes)")
-            out[c] = idx
+        out = class_indices(store, labels_csv, classes)
         every = np.sort(np.concatenate(list(out.values()))) if out else np.zeros(0, np.int64)
         for a in range(0, len(every), batch):
             store.take(every[a: a + batch], finite=True)
@@ -479,7 +486,6 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
 
     import pandas as pd
 
-    from discaflow.errors import InputError
     from discaflow.fourier import shell_resolution_A
     from discaflow.io.atomic import atomic_path
     from discaflow.io.mrc import write_volume
@@ -487,14 +493,14 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
     from discaflow.plots import plot_fsc
 
     out = Path(out_dir)
-    idx = check_average_inputs(store_path, labels_csv, [class_number])[class_number]
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     with SubtomogramStore(store_path) as store:
-        x = store.take(idx, finite=True)
+        idx = class_indices(store, labels_csv, [class_number])[class_number]
+        x = store.take(idx, finite=True)  # all read and checked before anything is written
         vs, b, binning = store.voxel_size_A, store.box_vox, store.binning
         coords, tomo = store.column("coords"), store.column("tomogram")
         coords, tomo = (coords[idx], tomo[idx]) if coords is not None else (None, None)
+    out.mkdir(parents=True, exist_ok=True)
     groups = None
     if coords is not None and len(coords) and np.isfinite(coords).all():
         # boxes overlap when centres are closer than one box (in unbinned pixels)

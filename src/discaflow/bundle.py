@@ -141,7 +141,7 @@ def run_predict(store_path, bundle_path, outs) -> tuple:
     bundle = load_bundle(bundle_path)
     with SubtomogramStore(store_path) as store:
         p = Progress("predict", len(store))
-        labels, posterior, _ = predict_store(bundle, store, progress=lambda done, n: p.advance(done - p.done))
+        labels, posterior, _ = predict_store(bundle, store, progress=p.to)
         p.close()
         table = labels_table(store, labels, posterior)
     for out in outs:

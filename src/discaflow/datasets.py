@@ -57,6 +57,7 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
 
     section = config["datasets"][dataset]
     box = stage_settings(config, dataset, "extract").get("box_vox", 24)
+    diameter = 2 * stage_settings(config, dataset, "pick").get("particle_radius_A", 70)
     key = f"config key 'datasets.{dataset}"
     first = None
     for path in tomograms.values():
@@ -70,7 +71,6 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
             raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; a dataset's "
                              "tomograms must share one voxel size: put them in separate datasets")
         factor = binning_factor(vs, section.get("target_voxel_size_A"))
-        diameter = 2 * stage_settings(config, dataset, "pick").get("particle_radius_A", 70)
         if box * vs * factor < diameter:
             raise InputError(f"{key}': the {box}-voxel box at {vs * factor:g} Å/voxel spans {box * vs * factor:g} Å, less than "
                              f"the particle diameter {diameter:g} Å (2 x pick.particle_radius_A); raise extract.box_vox "

@@ -80,6 +80,7 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
     tomogram's voxel size (``voxel_size_A``, else its header) against the store's unbinned pixel, the
     labels against the store, every particle inside the tomogram, averages cubic and of the store's box."""
     from discaflow.export import box_centres_unbinned
+    from discaflow.extract import outside_tomogram
     from discaflow.io.mrc import read_volume, write_volume
     from discaflow.io.slabs import SlabReader, binned_shape, read_binned_rows
     from discaflow.io.store import SubtomogramStore
@@ -109,8 +110,7 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
         log.warning("%s: no particle of this tomogram has an alignment; nothing to embed", tomo_name)
     idx, p = idx[have], p[have]
     centre_unbinned = box_centres_unbinned(coords[idx], f) if len(idx) else np.zeros((0, 3))
-    size_xyz = np.array(reader.shape[::-1], float)
-    outside = np.flatnonzero(((centre_unbinned < -0.5) | (centre_unbinned > size_xyz - 0.5)).any(axis=1))
+    outside = outside_tomogram(centre_unbinned, reader.shape[::-1])
     if len(outside):
         raise InputError(f"{reader.path}: particle {idx[outside[0]]} of {tomo_name} lies at {centre_unbinned[outside[0]].round(1).tolist()} "
                          f"(x, y, z pixels), outside this {reader.shape[::-1]} tomogram; give the tomogram the particles were picked in")

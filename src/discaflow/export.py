@@ -141,6 +141,7 @@ def run_export(store_path, labels_csv, poses_csv, tomogram_sizes: dict, out_dir,
     from discaflow.io.store import SubtomogramStore
 
     out = Path(out_dir)
+    from discaflow.extract import outside_tomogram
     from discaflow.io.atomic import exclusive_lock
     from discaflow.io.tables import POSE_COLUMNS, check_labels, read_table
 
@@ -155,7 +156,7 @@ def run_export(store_path, labels_csv, poses_csv, tomogram_sizes: dict, out_dir,
         raise InputError(f"{labels_csv}: tomograms {unknown} are not in the dataset; rerun picking for this dataset")
     size = np.array([tomogram_sizes[n] for n in t["rlnTomoName"]], float).reshape(-1, 3)
     xyz = t[["x_px", "y_px", "z_px"]].to_numpy(float)
-    outside = np.flatnonzero(((xyz < -0.5) | (xyz > size - 0.5)).any(axis=1))
+    outside = outside_tomogram(xyz, size)
     if len(outside):
         k = outside[0]
         raise InputError(f"{labels_csv}: particle {t['dfParticleIndex'].iloc[k]} lies at {xyz[k].round(1).tolist()} (x, y, z pixels), "

@@ -31,6 +31,13 @@ def binned_centres(xyz_unbinned: np.ndarray, factor: int) -> np.ndarray:
     return np.rint((np.asarray(xyz_unbinned, float)[:, ::-1] - (factor - 1) / 2.0) / factor).astype(np.int64)
 
 
+def outside_tomogram(xyz: np.ndarray, size_xyz) -> np.ndarray:
+    """Indices of the unbinned positions (n, 3: x, y, z) that lie outside a tomogram of ``size_xyz``
+    pixels (rows of ``size_xyz`` per position allowed); voxel centres span -0.5 … size - 0.5."""
+    size = np.asarray(size_xyz, float)
+    return np.flatnonzero(((xyz < -0.5) | (xyz > size - 0.5)).any(axis=1))
+
+
 def checked_coordinates(picks: pd.DataFrame, source: str, size_xyz, tomogram: str) -> np.ndarray:
     """The (n, 3) unbinned x, y, z of a particle table, or an InputError naming ``source`` for a
     missing column, a non-numeric / NaN / infinite value, a repeated row, or a position outside a
@@ -51,7 +58,7 @@ def checked_coordinates(picks: pd.DataFrame, source: str, size_xyz, tomogram: st
         raise InputError(f"{source}: {len(dup)} row(s) repeat an earlier row's coordinates (first: row {dup[0] + 1}); "
                          "remove the duplicates (each would be extracted twice)")
     size = np.asarray(size_xyz, float)
-    out = np.flatnonzero(((xyz < -0.5) | (xyz > size - 0.5)).any(axis=1))
+    out = outside_tomogram(xyz, size)
     if len(out):
         raise InputError(f"{source}: {len(out)} of {len(xyz)} positions lie outside {tomogram} ({size[0]:g} x {size[1]:g} x "
                          f"{size[2]:g} pixels; first: row {out[0] + 1}, {xyz[out[0]].round(1).tolist()}); give coordinates "

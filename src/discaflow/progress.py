@@ -36,6 +36,10 @@ class Progress:
             self._last = time.perf_counter()
             log.info("%s", self.line())
 
+    def to(self, done: int, total: int | None = None) -> None:
+        """Advance to ``done`` (the ``progress(done, n)`` callbacks of store_features and predict_store)."""
+        self.advance(done - self.done)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -72,8 +72,7 @@ class Trainer:
 
         p = Progress(what, self.n)
         try:
-            return store_features(feature_model, self.store, check=self.check,
-                                  progress=lambda done, n: p.advance(done - p.done))
+            return store_features(feature_model, self.store, check=self.check, progress=p.to)
         finally:
             p.close()
 
