@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +26,31 @@ CONFIG = {
               "iterations_per_job": 1, "pca_components": 1, "k_candidates": [2, 3], "warmup_iterations": 1,
               "learning_rate": 1e-3, "precision": "float32", "deterministic": True},
     "datasets": {"tiny": {"simulated": "tiny"}},
+    # Sized for this 2-core node (config key resources); pick keeps its 2 threads.
+    "resources": {"default": {"mem_mb": 600, "runtime": 10}, "disca_round": {"threads": 1, "mem_mb": 1500, "runtime": 15},
+                  "disca_result": {"threads": 1, "mem_mb": 1500}, "average_class": {"threads": 1, "mem_mb": 900}},
 }
-# CI-only overrides: this node has 2 cores and no accounting database (squeue for status).
-OVERRIDES = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4",
-             "--latency-wait", "10",
-             "--default-resources", "slurm_partition=cpu", "runtime=10", "mem_mb=1000", "cpus_per_task=1",
-             "--set-resources", "disca_round:slurm_partition=gpu", "disca_round:gpu=1", "disca_round:mem_mb=2000",
-             "disca_round:cpus_per_task=1", "disca_result:mem_mb=2000", "disca_result:cpus_per_task=1",
-             "pick:cpus_per_task=1"]
+# CI-only plugin settings: this node has no accounting database (squeue for status) and 2 cores.
+CI_SETTINGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4",
+               "--latency-wait", "10"]
+
+
+def readme_command() -> list[str]:
+    """The SLURM command written in README.md (after the slurm-command marker), without `snakemake` and
+    its --configfile (the test gives its own)."""
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("<!-- slurm-command"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    words = shlex.split(block.replace("\\\n", " "))
+    assert words[0] == "snakemake" and "--configfile" in words, words
+    i = words.index("--configfile")
+    return [w.replace("profiles/slurm", str(REPO / "profiles" / "slurm")) for w in words[1:i] + words[i + 2:]]
+
+
+def expected_request(rule: str) -> dict:
+    """What a job of ``rule`` must ask SLURM for: the test config's resources, through the workflow."""
+    from discaflow.config import check_config, job_resources
+
+    return job_resources(check_config({**yaml.safe_load(yaml.safe_dump(CONFIG)), "results": "r"}), rule)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +106,9 @@ def test_demo_through_the_slurm_profile(cluster, tmp_path):
     # run spends most of its time waiting between status checks (the plugin polls at growing intervals),
     # so the two together take about as long as the SLURM run alone (the results are deterministic).
     local = _start(local_dir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2")
-    slurm = _start(slurm_dir, "--profile", str(REPO / "profiles" / "slurm"), *OVERRIDES)
+    command = readme_command()
+    assert command[:2] == ["--profile", str(REPO / "profiles" / "slurm")], command
+    slurm = _start(slurm_dir, *command, *CI_SETTINGS)
     rc, tail = _finish(slurm, slurm_dir)
     local_rc, local_tail = _finish(local, local_dir)
     assert rc == 0, tail
@@ -103,12 +123,16 @@ def test_demo_through_the_slurm_profile(cluster, tmp_path):
     assert {r: len(j) for r, j in by_rule.items() if r in expected} == expected, sorted(by_rule)
     assert len(by_rule.get("average_class", [])) >= 1, sorted(by_rule)  # one per class (data-dependent)
     for rule, js in by_rule.items():
+        want = expected_request(rule)
         for job in js:
             assert job["JobState"] == "COMPLETED", (rule, job["JobState"])
-            if rule == "disca_round":
-                assert job["Partition"] == "gpu" and "gpu:1" in job.get("TresPerJob", ""), job
-            else:
-                assert job["Partition"] == "cpu", (rule, job["Partition"])
+            # the README command moves jobs to its partitions and leaves the workflow's sizes alone
+            assert job["Partition"] == ("gpu-a100" if rule == "disca_round" else "short"), (rule, job["Partition"])
+            assert job["NumCPUs"] == str(want["threads"]), (rule, job["NumCPUs"], want)
+            assert job["MinMemoryNode"] == f"{want['mem_mb']}M", (rule, job["MinMemoryNode"], want)
+            assert job["TimeLimit"] == "{:02d}:{:02d}:00".format(*divmod(want["runtime"], 60)), (rule, job["TimeLimit"], want)
+            assert ("gpu:1" in job.get("TresPerJob", "")) == (want["gpu"] == 1), (rule, job.get("TresPerJob"))
+    assert expected_request("pick")["threads"] == 2 and expected_request("disca_round")["gpu"] == 1
     assert local_rc == 0, local_tail
     for rel in ["tiny/picks/tomo_000.star", "tiny/picks/tomo_001.star", "tiny/disca/labels.csv",
                 "tiny/disca/labels.star", "simulated/tiny/tomograms/tomo_001_particles.star", "tiny/average/poses.csv",

@@ -152,12 +152,68 @@ def test_gpu_rule_without_gpu_on_slurm_stops_before_any_job(tmp_path):
 
     if shutil.which("sbatch") is None:
         pytest.skip("the SLURM executor plugin needs the SLURM client (slurm-client) installed")
-    proc = _snakemake("--profile", str(REPO / "profiles" / "slurm"), "--set-resources", "disca_round:slurm_partition=cpu",
+    proc = _snakemake("--profile", str(REPO / "profiles" / "slurm"), "--set-resources", "disca_round:gpu=0",
                       "--config", f"results={tmp_path / 'results'}", "--slurm-status-command", "squeue")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "profile: the disca_round jobs ask for no GPU on SLURM" in out, out[-2000:]
+    assert "resources: the disca_round jobs ask for no GPU on SLURM although config key resources.disca_round.gpu is 1" in out, out[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_every_rule_has_a_resources_entry():
+    import re
+
+    from discaflow.config import schema_section
+
+    rules = {m for f in (REPO / "workflow" / "rules").glob("*.smk")
+             for m in re.findall(r"^(?:rule|checkpoint) (\w+):", f.read_text(), flags=re.M)}
+    assert set(schema_section("resources")["properties"]) - {"default"} == rules
+
+
+def test_job_resources_precedence():
+    from discaflow.config import job_resources
+
+    builtin = job_resources(check_config({"results": "r"}), "disca_round")
+    assert builtin == {"threads": 8, "mem_mb": 16000, "runtime": 720, "gpu": 1}
+    config = check_config({"results": "r", "resources": {"default": {"mem_mb": 500, "runtime": 5},
+                                                         "disca_round": {"mem_mb": 32000}}})
+    # the rule's own key, then its built-in sizes, then the configured default, then the built-in default
+    assert job_resources(config, "disca_round") == {"threads": 8, "mem_mb": 32000, "runtime": 720, "gpu": 1}
+    assert job_resources(config, "pick") == {"threads": 2, "mem_mb": 500, "runtime": 5, "gpu": 0}
+    assert job_resources(config, "export") == {"threads": 1, "mem_mb": 500, "runtime": 5, "gpu": 0}
+    with pytest.raises(InputError, match="resources.pick"):
+        check_config({"results": "r", "resources": {"pick": {"memory": 1}}})
+    with pytest.raises(InputError, match="resources"):
+        check_config({"results": "r", "resources": {"picking": {"mem_mb": 1000}}})
+
+
+def _resources_by_rule(out: str) -> dict[str, dict[str, str]]:
+    """rule -> its jobs' resources, from a dry run's printed job list."""
+    found, rule = {}, None
+    for line in out.splitlines():
+        if line.startswith(("rule ", "checkpoint ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            found[rule] = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+    return found
+
+
+def test_readme_slurm_command_moves_jobs_without_shrinking_them(tmp_path):
+    """The README's override command (partitions on the command line) keeps every rule's sizes."""
+    from test_slurm import readme_command
+
+    config = _demo() | {"results": str(tmp_path / "results"), "resources": {"disca_round": {"mem_mb": 24000}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake("-n", *readme_command(), "--configfile", str(tmp_path / "c.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = _resources_by_rule(proc.stdout)
+    for rule, want in [("disca_round", {"slurm_partition": "gpu-a100", "mem_mb": "24000", "runtime": "720",
+                                        "cpus_per_task": "8", "gpu": "1"}),
+                       ("pick", {"slurm_partition": "short", "mem_mb": "4000", "runtime": "60", "cpus_per_task": "2"}),
+                       ("disca_result", {"slurm_partition": "short", "mem_mb": "16000", "cpus_per_task": "2"}),
+                       ("export", {"slurm_partition": "short", "mem_mb": "4000", "cpus_per_task": "1"})]:
+        assert {k: res[rule].get(k) for k in want} == want, (rule, res[rule])
+    assert "gpu" not in res["pick"]
 
 
 def _tiny_config(tmp_path, tomograms=2):

@@ -84,6 +84,17 @@ def stage_defaults(stage: str, *sub: str) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in schema_section(stage, *sub)["properties"].items() if "default" in v}
 
 
+def job_resources(config: dict, rule: str) -> dict:
+    """What a job of ``rule`` asks for (threads, mem_mb, runtime in minutes, gpu), from a checked config:
+    the rule's own entry, then its built-in defaults, then ``resources.default``, key by key."""
+    builtin = _schema(str(SCHEMA_PATH))["$defs"]["resources"]["properties"]
+    if rule not in builtin or rule == "default":
+        raise KeyError(f"no resources entry for rule {rule!r} in the configuration schema")
+    given = config.get("resources", {})
+    return {**builtin["default"]["default"], **given.get("default", {}),
+            **builtin[rule].get("default", {}), **given.get(rule, {})}
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it.
 

@@ -2,7 +2,8 @@
 # A one-node SLURM cluster for the tests (Debian's slurm-wlm packages, run as root, no systemd).
 #   cluster.sh start STATE_DIR   install if needed, write the configuration, start munged, slurmctld, slurmd
 #   cluster.sh stop STATE_DIR    stop the daemons started by `start` (by PID)
-# The node has partitions "cpu" (default) and "gpu" and one fake GPU (gres gpu:1 on /dev/null).
+# The node has partitions "cpu" (default) and "gpu" (the profile's), "short" and "gpu-a100" (the README's
+# override command's) and one fake GPU (gres gpu:1 on /dev/null).
 # slurm.conf must live at /etc/slurm/slurm.conf: the executor plugin's job steps drop SLURM_CONF.
 set -euo pipefail
 cmd=${1:?start|stop}
@@ -59,6 +60,8 @@ GresTypes=gpu
 NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$host MaxTime=INFINITE State=UP
+PartitionName=short Nodes=$host MaxTime=INFINITE State=UP
+PartitionName=gpu-a100 Nodes=$host MaxTime=INFINITE State=UP
 CONF
 echo "Name=gpu File=/dev/null" > /etc/slurm/gres.conf
 

@@ -4,7 +4,7 @@ import os
 
 import discaflow.config
 
-from discaflow.config import check_config, check_yaml_file, SCHEMA_PATH
+from discaflow.config import check_config, check_yaml_file, job_resources, SCHEMA_PATH
 from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
 
@@ -88,23 +88,45 @@ TRAINED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if not
 PREDICTED_DATASETS = _names_regex([d for d, s in config["datasets"].items() if s.get("model")])
 
 
+def job_threads(rule):
+    """A rule's threads (config key resources.<rule>.threads; a local run caps it at --cores)."""
+    return job_resources(config, rule)["threads"]
+
+
+def job(rule):
+    """A rule's resources from config key resources.<rule>. Declared by the rule itself, so that the
+    command line's --default-resources (partition, account) cannot shrink them; cpus_per_task is the
+    threads, so that SLURM grants what the job uses."""
+    res = job_resources(config, rule)
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "cpus_per_task": res["threads"]}
+    if res["gpu"]:
+        out["gpu"] = res["gpu"]
+    return out
+
+
 def _check_gpu_resources():
-    """On SLURM, the GPU rules must ask for a GPU (and a partition): one line before any job."""
+    """On SLURM, the GPU rules' effective resources (the rule's, then --set-resources) must still ask for
+    the GPUs that the configuration asks for: one line before any job."""
     plugin = getattr(workflow, "executor_plugin", None)
     if plugin is None or getattr(plugin, "name", None) != "slurm":
         return
-    overwrite = workflow.resource_settings.overwrite_resources
+    overwrite = workflow.resource_settings.overwrite_resources or {}
     gpu_rules = []
     if TRAINED_DATASETS != "(?!)":
         gpu_rules.append("disca_round")
     if PREDICTED_DATASETS != "(?!)":
         gpu_rules.append("disca_predict")
     for name in gpu_rules:
-        res = dict(overwrite.get(name, {}) or {})
-        if not any(k in res for k in ("gpu", "gres", "gpu_model")):
+        wanted = job_resources(config, name)["gpu"]
+        # --set-resources values are snakemake Resource objects holding the text given (raw)
+        given = {k: v if getattr(v, "raw", None) is None else v.raw for k, v in (overwrite.get(name) or {}).items()}
+        effective = {**job(name), **{k: getattr(v, "value", v) for k, v in given.items() if k in ("gpu", "gres")}}
+        asked = str(effective.get("gpu", 0)) not in ("0", "", "None") or "gpu" in str(effective.get("gres", ""))
+        if wanted and not asked:
             raise WorkflowError(
-                f"profile: the {name} jobs ask for no GPU on SLURM; under set-resources give {name} gpu=1 "
-                f"and a GPU slurm_partition (see profiles/slurm/config.yaml)"
+                f"resources: the {name} jobs ask for no GPU on SLURM although config key resources.{name}.gpu is "
+                f"{wanted}; remove the {name}:gpu/gres override from --set-resources or the profile, or set "
+                f"resources.{name}.gpu: 0 to run {name} on CPU nodes"
             )
 
 

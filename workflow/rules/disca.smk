@@ -20,11 +20,9 @@ rule disca_round:
         code=code_version("disca_round.py"),
     log:
         f"{RESULTS}/logs/disca_round/{{dataset}}/round_{{round}}.log",
-    threads: 2
+    threads: job_threads("disca_round")
     resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=240,
+        **job("disca_round"),
     conda:
         "../../envs/gpu.yaml"
     script:
@@ -48,10 +46,9 @@ rule disca_result:
         code=code_version("disca_result.py"),
     log:
         f"{RESULTS}/logs/disca_result/{{dataset}}.log",
-    threads: 2
+    threads: job_threads("disca_result")
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job("disca_result"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -71,11 +68,9 @@ rule disca_predict:
         code=code_version("disca_predict.py"),
     log:
         f"{RESULTS}/logs/disca_predict/{{dataset}}.log",
-    threads: 2
+    threads: job_threads("disca_predict")
     resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=60,
+        **job("disca_predict"),
     conda:
         "../../envs/gpu.yaml"
     script:

@@ -14,10 +14,9 @@ rule pick:
         code=code_version("pick.py"),
     log:
         f"{RESULTS}/logs/pick/{{dataset}}/{{tomo}}.log",
-    threads: 2
+    threads: job_threads("pick")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job("pick"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -36,10 +35,9 @@ rule extract:
         code=code_version("extract.py"),
     log:
         f"{RESULTS}/logs/extract/{{dataset}}/{{tomo}}.log",
-    threads: 1
+    threads: job_threads("extract")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job("extract"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -57,10 +55,9 @@ rule gather_subtomograms:
         code=code_version("gather_subtomograms.py"),
     log:
         f"{RESULTS}/logs/gather_subtomograms/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("gather_subtomograms")
     resources:
-        mem_mb=2000,
-        runtime=60,
+        **job("gather_subtomograms"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -79,10 +76,9 @@ rule picks_preview:
         code=code_version("picks_preview.py"),
     log:
         f"{RESULTS}/logs/picks_preview/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("picks_preview")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("picks_preview"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -102,10 +98,9 @@ rule evaluate_picking:
         code=code_version("evaluate_picking.py"),
     log:
         f"{RESULTS}/logs/evaluate_picking/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("evaluate_picking")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job("evaluate_picking"),
     conda:
         "../../envs/cpu.yaml"
     script:

@@ -14,10 +14,9 @@ checkpoint classes:
         code=code_version("classes.py"),
     log:
         f"{RESULTS}/logs/classes/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("classes")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job("classes"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -43,10 +42,9 @@ rule average_class:
         code=code_version("average_class.py"),
     log:
         f"{RESULTS}/logs/average_class/{{dataset}}/class_{{cls}}.log",
-    threads: 2
+    threads: job_threads("average_class")
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job("average_class"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -68,10 +66,9 @@ rule average_collect:
         code=code_version("average_collect.py"),
     log:
         f"{RESULTS}/logs/average_collect/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("average_collect")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("average_collect"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -96,10 +93,9 @@ rule embed:
         code=code_version("embed.py"),
     log:
         f"{RESULTS}/logs/embed/{{dataset}}/{{tomo}}.log",
-    threads: 1
+    threads: job_threads("embed")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job("embed"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -125,10 +121,9 @@ rule export:
         code=code_version("export.py"),
     log:
         f"{RESULTS}/logs/export/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("export")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("export"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -152,10 +147,9 @@ rule training_figure:
         code=code_version("training_figure.py"),
     log:
         f"{RESULTS}/logs/training_figure/{{dataset}}.log",
-    threads: 2
+    threads: job_threads("training_figure")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job("training_figure"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -175,10 +169,9 @@ rule stage_subset:
         code=code_version("stage_subset.py"),
     log:
         f"{RESULTS}/logs/stage_subset/{{dataset}}.log",
-    threads: 1
+    threads: job_threads("stage_subset")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job("stage_subset"),
     conda:
         "../../envs/cpu.yaml"
     script:

@@ -11,10 +11,9 @@ rule simulate_subtomograms:
         code=code_version("simulate_subtomograms.py"),
     log:
         f"{RESULTS}/logs/simulate_subtomograms/{{sim}}.log",
-    threads: 1
+    threads: job_threads("simulate_subtomograms")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job("simulate_subtomograms"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -35,10 +34,9 @@ rule simulate_tomogram:
         code=code_version("simulate_tomogram.py"),
     log:
         f"{RESULTS}/logs/simulate_tomogram/{{sim}}/{{tomo}}.log",
-    threads: 1
+    threads: job_threads("simulate_tomogram")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job("simulate_tomogram"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -60,10 +58,9 @@ rule simulation_preview:
         code=code_version("simulation_preview.py"),
     log:
         f"{RESULTS}/logs/simulation_preview/{{sim}}.log",
-    threads: 1
+    threads: job_threads("simulation_preview")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("simulation_preview"),
     conda:
         "../../envs/cpu.yaml"
     script:
