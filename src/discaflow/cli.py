@@ -273,7 +273,7 @@ def _add_geometry_args(p: argparse.ArgumentParser) -> None:
     from discaflow.config import stage_defaults
 
     p.add_argument("--voxel-size-A", type=_schema_type("dataset", "voxel_size_A"), default=None, help="tomogram voxel size in Å (default: the MRC header)")
-    p.add_argument("--target-voxel-size-A", type=_schema_type("dataset", "target_voxel_size_A"), default=None, help="bin (block average) to about this voxel size")
+    p.add_argument("--target-voxel-size-A", type=_schema_type("dataset", "target_voxel_size_A"), default=None, help="extract at exactly this voxel size (block averaging, then cubic-spline resampling where no integer factor hits it); picking bins to about it")
     p.add_argument("--box-vox", type=_schema_type("extract", "box_vox"), default=stage_defaults("extract")["box_vox"],
                    help="extraction box in binned voxels (picking excludes half a box at the faces)")
 

@@ -53,7 +53,7 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
     voxel size of 0, mixed voxel sizes, a box smaller than the particle or a tomogram smaller than the
     box stops the dry run with one line instead of a job failing after every pick and extraction."""
     from discaflow.io.slabs import SlabReader, binned_shape
-    from discaflow.pick import binning_factor
+    from discaflow.pick import extraction_grid
 
     section = config["datasets"][dataset]
     box = stage_settings(config, dataset, "extract").get("box_vox", 24)
@@ -70,13 +70,13 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
         elif abs(vs - first[1]) > 0.01 * first[1]:
             raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; a dataset's "
                              "tomograms must share one voxel size: put them in separate datasets")
-        factor = binning_factor(vs, section.get("target_voxel_size_A"))
-        if box * vs * factor < diameter:
-            raise InputError(f"{key}': the {box}-voxel box at {vs * factor:g} Å/voxel spans {box * vs * factor:g} Å, less than "
+        factor, out_vs = extraction_grid(vs, section.get("target_voxel_size_A"))
+        if box * out_vs < diameter:
+            raise InputError(f"{key}': the {box}-voxel box at {out_vs:g} Å/voxel spans {box * out_vs:g} Å, less than "
                              f"the particle diameter {diameter:g} Å (2 x pick.particle_radius_A); raise extract.box_vox "
                              "or target_voxel_size_A")
         bshape = binned_shape(reader.shape, factor)
-        if min(bshape) <= box:
+        if min(bshape) * (vs * factor / out_vs) <= box:
             raise InputError(f"{key}': {path} is {bshape[::-1]} voxels (x, y, z) after binning {factor}, not larger than "
                              f"extract.box_vox {box}; lower box_vox or target_voxel_size_A")
 

@@ -90,13 +90,14 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
 
     reader = SlabReader(tomogram_path)
     with SubtomogramStore(store_path) as store:
-        f = int(round(store.binning))
+        g = store.binning  # subtomogram voxel in tomogram pixels
+        f = max(1, int(round(g)))  # the maps' grid: the tomogram block-binned by f
         vs, box = store.voxel_size_A, store.box_vox
         coords = store.column("coords")
         labels = check_labels(read_table(labels_csv), store, labels_csv)
     pixel = resolve_voxel_size(reader, voxel_size_A)
-    if abs(pixel * f - vs) > 0.01 * vs:
-        raise InputError(f"{reader.path}: voxel size {pixel:g} Å x binning {f} is not the store's {vs:g} Å; "
+    if abs(pixel * g - vs) > 0.01 * vs:
+        raise InputError(f"{reader.path}: voxel size {pixel:g} Å x binning {g:g} is not the store's {vs:g} Å; "
                          "give the tomogram the store was extracted from (or its voxel size)")
     if "rlnTomoName" not in labels.columns:
         raise InputError(f"{labels_csv}: lacks column rlnTomoName; give the labels written by disca or predict")
@@ -109,13 +110,14 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
     if not have.any() and len(idx):
         log.warning("%s: no particle of this tomogram has an alignment; nothing to embed", tomo_name)
     idx, p = idx[have], p[have]
-    centre_unbinned = box_centres_unbinned(coords[idx], f) if len(idx) else np.zeros((0, 3))
+    centre_unbinned = box_centres_unbinned(coords[idx], g) if len(idx) else np.zeros((0, 3))
     outside = outside_tomogram(centre_unbinned, reader.shape[::-1])
     if len(outside):
         raise InputError(f"{reader.path}: particle {idx[outside[0]]} of {tomo_name} lies at {centre_unbinned[outside[0]].round(1).tolist()} "
                          f"(x, y, z pixels), outside this {reader.shape[::-1]} tomogram; give the tomogram the particles were picked in")
     # binned voxel j spans unbinned voxels j·f … j·f + f − 1, centred at j·f + (f − 1)/2
-    pos_xyz = (centre_unbinned - (f - 1) / 2.0) / f + p[["dfShiftX", "dfShiftY", "dfShiftZ"]].to_numpy(float)
+    # (shifts are in subtomogram voxels: g / f map voxels each)
+    pos_xyz = (centre_unbinned - (f - 1) / 2.0) / f + p[["dfShiftX", "dfShiftY", "dfShiftZ"]].to_numpy(float) * (g / f)
     rots = Rotation.from_euler("ZYZ", p[["dfEulerRot", "dfEulerTilt", "dfEulerPsi"]].to_numpy(float), degrees=True) \
         if len(idx) else Rotation.identity(0)
     averages = {}
@@ -127,6 +129,11 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
         if abs(v.voxel_size_A - vs) > 1e-3 * vs:
             raise InputError(f"{path}: voxel size {v.voxel_size_A:g} Å differs from the store's {vs:g} Å; rerun averaging")
         averages[int(c)] = v.data
+    map_vs = pixel * f
+    if abs(map_vs - vs) > 1e-3 * vs:  # a resampled store: the averages onto the maps' grid
+        from discaflow.extract import sample_box
+
+        averages = {c: np.nan_to_num(sample_box(a, [box // 2] * 3, box, map_vs / vs)) for c, a in averages.items()}
     # overlay: central XY slab and the XZ plane through the centre of the binned tomogram (read before
     # any output is written: a NaN in the tomogram stops here)
     nz, ny, nx = shape
@@ -147,7 +154,7 @@ def run_embed(tomogram_path, tomo_name: str, store_path, labels_csv, poses_csv, 
     plot_embedding_overlay({"XY (z = %d)" % z0: xy, "XZ (y = %d)" % y0: xz},
                            {"XY (z = %d)" % z0: remap[lab[z0]], "XZ (y = %d)" % y0: remap[lab[:, y0, :]]},
                            [names.get(c, f"class {c}") for c in classes],
-                           f"{tomo_name}: classes re-embedded ({len(idx)} particles, binning {f}, {vs:g} Å/voxel)", out_png)
-    write_volume(out_density, density, vs)
-    write_volume(out_labels, lab, vs)
+                           f"{tomo_name}: classes re-embedded ({len(idx)} particles, binning {f}, {map_vs:g} Å/voxel)", out_png)
+    write_volume(out_density, density, map_vs)
+    write_volume(out_labels, lab, map_vs)
     return {"tomogram": tomo_name, "particles": int(len(idx)), "shape_zyx": list(shape)}

@@ -51,11 +51,14 @@ def pixels_from_centered(xyz_A, size_xyz, pixel_A: float) -> np.ndarray:
     return np.asarray(xyz_A, float) / float(pixel_A) + np.asarray(size_xyz, float) / 2.0
 
 
-def box_centres_unbinned(coords_xyz, binning: int) -> np.ndarray:
-    """Unbinned position (x, y, z) of the centre voxel of the box extracted around each coordinate."""
+def box_centres_unbinned(coords_xyz, binning: float) -> np.ndarray:
+    """Unbinned position (x, y, z) of the centre voxel of the box extracted around each coordinate: the
+    nearest binned voxel for an integer binning, the coordinate itself for a resampled store."""
     from discaflow.extract import binned_centres
 
-    f = int(binning)
+    if abs(binning - round(binning)) > 1e-6:
+        return np.asarray(coords_xyz, float).copy()
+    f = int(round(binning))
     return binned_centres(coords_xyz, f)[:, ::-1] * f + (f - 1) / 2.0
 
 
@@ -67,7 +70,7 @@ def particle_table(store, labels: pd.DataFrame, poses: pd.DataFrame | None) -> p
     if len(coords) and not np.isfinite(coords).all():
         raise InputError(f"{store.path}: subtomograms without tomogram coordinates (a simulated set); "
                          "particle lists need picked particles")
-    f = int(round(store.binning))
+    f = store.binning  # subtomogram voxel in tomogram pixels
     idx = labels["dfParticleIndex"].to_numpy(np.int64)
     t = pd.DataFrame({"dfParticleIndex": idx, "rlnTomoName": labels["rlnTomoName"].to_numpy(),
                       "rlnClassNumber": labels["rlnClassNumber"].to_numpy(np.int64)})

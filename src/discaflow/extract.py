@@ -1,9 +1,11 @@
 """Extraction of subtomograms at picked positions into the HDF5 store, in bounded memory.
 
-Boxes are cut from the binned tomogram (block averaging, the same binning as picking). Particles are
-visited in z order through a row cache, so every binned row is read once and memory holds about one
-box height of binned rows. A particle's box is centred on the binned voxel nearest to its position;
-boxes that cross the tomogram edge are skipped (default) or padded with the box's mean.
+Boxes are cut from the block-binned tomogram. Particles are visited in z order through a row cache, so
+every binned row is read once and memory holds about one box height of binned rows. Where an integer
+factor reaches the target voxel size, a particle's box is centred on the binned voxel nearest to its
+position; otherwise (``pick.extraction_grid``) the box is sampled on the exact target grid, centred on
+the position itself, by cubic-spline interpolation of the binned rows. Boxes that cross the tomogram
+edge are skipped (default) or padded with the box's mean.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from discaflow.errors import InputError
 from discaflow.io.slabs import BinnedRowCache, SlabReader, binned_shape
 from discaflow.io.store import StoreWriter, SubtomogramStore
-from discaflow.pick import check_not_constant, binning_factor, resolve_voxel_size
+from discaflow.pick import check_not_constant, extraction_grid, resolve_voxel_size
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,23 @@ COORD_COLUMNS = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
 def binned_centres(xyz_unbinned: np.ndarray, factor: int) -> np.ndarray:
     """Nearest binned voxel (z, y, x) of unbinned 0-based positions (x, y, z)."""
     return np.rint((np.asarray(xyz_unbinned, float)[:, ::-1] - (factor - 1) / 2.0) / factor).astype(np.int64)
+
+
+def sample_box(rows: np.ndarray, centre_zyx, box: int, step: float) -> np.ndarray:
+    """A ``box``³ cube sampled from ``rows`` (z, y, x) by cubic-spline interpolation: voxel k of each
+    axis lies at ``centre + (k - box // 2) * step`` (in voxels of ``rows``); NaN outside ``rows``."""
+    from scipy import ndimage
+
+    k = (np.arange(box) - box // 2) * float(step)
+    axes = [c + k for c in np.asarray(centre_zyx, float)]
+    grid = np.meshgrid(*axes, indexing="ij")
+    out = ndimage.map_coordinates(rows.astype(np.float32, copy=False), grid, order=3, mode="nearest")
+    outside = np.zeros(out.shape, bool)
+    for ax, a in enumerate(axes):
+        bad = (a < -0.5) | (a > rows.shape[ax] - 0.5)
+        outside |= bad.reshape([-1 if i == ax else 1 for i in range(3)])
+    out[outside] = np.nan
+    return out.astype(np.float32)
 
 
 def outside_tomogram(xyz: np.ndarray, size_xyz) -> np.ndarray:
@@ -87,10 +106,12 @@ def extract_tomogram(
         raise InputError(f"extract.edge: must be 'skip' or 'pad', got {edge!r}")
     reader = SlabReader(tomogram_path)
     vs = resolve_voxel_size(reader, voxel_size_A)
-    factor = binning_factor(vs, target_voxel_size_A)
+    factor, out_vs = extraction_grid(vs, target_voxel_size_A)
+    step = out_vs / (vs * factor)  # subtomogram voxel in binned voxels: 1 unless resampled
+    exact = abs(step - 1) > 1e-9
     bshape = binned_shape(reader.shape, factor)
     b = int(box_vox)
-    if min(bshape) < b:
+    if min(bshape) * (1 / step) < b:
         raise InputError(f"{reader.path}: binned tomogram {bshape[::-1]} (x, y, z) is smaller than the {b}-voxel box; "
                          "use a smaller box_vox or less binning")
     source = picks_name or f"particle table for {reader.path.name}"
@@ -99,31 +120,47 @@ def extract_tomogram(
     name = tomo_name or reader.path.stem
     n = len(picks)
     score = picks["rlnAutopickFigureOfMerit"].to_numpy(float) if n and "rlnAutopickFigureOfMerit" in picks else np.full(n, np.nan)
-    centres = binned_centres(xyz, factor)
-    start = centres - b // 2
-    inside = np.all((start >= 0) & (start + b <= np.array(bshape)), axis=1)
+    if exact:
+        # continuous binned position of each particle; the box spans centre ± (b//2) steps, and the
+        # spline reads 2 more rows on each side
+        centres_f = (xyz[:, ::-1] - (factor - 1) / 2.0) / factor
+        first, last = centres_f - (b // 2) * step, centres_f + (b - 1 - b // 2) * step
+        inside = np.all((first >= -0.5) & (last <= np.array(bshape) - 0.5), axis=1)
+        start = np.floor(first).astype(np.int64) - 2
+        stop = np.ceil(last).astype(np.int64) + 3
+    else:
+        centres = binned_centres(xyz, factor)
+        start = centres - b // 2
+        stop = start + b
+        inside = np.all((start >= 0) & (stop <= np.array(bshape)), axis=1)
     if edge == "skip":
         sel = np.flatnonzero(inside)
     else:
         sel = np.arange(n)
     n_edge = int((~inside).sum())
-    order = sel[np.argsort(start[sel, 0], kind="stable")]
+    order = sel[np.argsort(np.maximum(start[sel, 0], 0), kind="stable")]
     cache = BinnedRowCache(reader, factor)
     meta = {"extract": {"tomogram": reader.path.name, "edge": edge, "skipped_at_edge": n_edge if edge == "skip" else 0,
                         "padded_at_edge": n_edge if edge == "pad" else 0}}
-    with StoreWriter(out_path, b, vs * factor, dtype=dtype, binning=factor, tomogram_names=[name],
+    binning = out_vs / vs  # subtomogram voxel in tomogram pixels (not an integer when resampled)
+    with StoreWriter(out_path, b, out_vs, dtype=dtype, binning=factor if not exact else binning, tomogram_names=[name],
                      source_files=[reader.path], metadata=meta) as writer:
         for i0 in range(0, len(order), batch_size):
             idx = order[i0: i0 + batch_size]
             batch = np.empty((len(idx), b, b, b), np.float32)
             for j, k in enumerate(idx):
                 z0, y0, x0 = start[k]
-                lo, hi = max(z0, 0), min(z0 + b, bshape[0])
+                z1, y1, x1 = stop[k]
+                lo, hi = max(z0, 0), min(z1, bshape[0])
                 rows = cache.get(lo, hi)
-                box = np.full((b, b, b), np.nan, np.float32)
-                ys, ye = max(y0, 0), min(y0 + b, bshape[1])
-                xs, xe = max(x0, 0), min(x0 + b, bshape[2])
+                box = np.full((z1 - z0, y1 - y0, x1 - x0), np.nan, np.float32)
+                ys, ye = max(y0, 0), min(y1, bshape[1])
+                xs, xe = max(x0, 0), min(x1, bshape[2])
                 box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0] = rows[:, ys:ye, xs:xe]
+                if exact:
+                    # spline support outside the tomogram repeats its edge voxel; samples outside are NaN
+                    crop = box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0]
+                    box = sample_box(crop, centres_f[k] - np.array([lo, ys, xs]), b, step)
                 if not inside[k]:
                     box[np.isnan(box)] = np.nanmean(box)
                 batch[j] = box
@@ -131,8 +168,9 @@ def extract_tomogram(
     if n_edge:
         verb = "skipped" if edge == "skip" else "padded"
         log.info("%s: %d of %d particles %s because their box crosses the tomogram edge", reader.path, n_edge, n, verb)
-    log.info("%s: extracted %d subtomograms of %d³ at %.2f Å/voxel (binning %d)", reader.path, len(order), b, vs * factor, factor)
-    return {"tomogram": name, "picked": n, "extracted": int(len(order)), "edge": n_edge, "binning": factor}
+    log.info("%s: extracted %d subtomograms of %d³ at %.2f Å/voxel (binning %d%s)", reader.path, len(order), b, out_vs, factor,
+             ", then resampled" if exact else "")
+    return {"tomogram": name, "picked": n, "extracted": int(len(order)), "edge": n_edge, "binning": binning if exact else factor}
 
 
 def gather_stores(stores: Sequence[str | os.PathLike], out_path: str | os.PathLike, dataset: str = "dataset",
