@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import scipy.fft as sfft
@@ -207,21 +208,37 @@ def search_local(particle_ft, reference, current: Rotation, step_deg: float, ban
 # ---------------------------------------------------------------- averaging
 
 def wedge_compensated_average(particles: np.ndarray, rotations: Rotation, shifts: np.ndarray, ws: _Workspace,
-                              floor_fraction: float = 0.05) -> np.ndarray:
-    """Average of particles brought back into the reference frame, divided by their summed wedges."""
+                              floor_fraction: float = 0.05, wedges: list | None = None,
+                              wedge_ids: np.ndarray | None = None) -> np.ndarray:
+    """Average of particles brought back into the reference frame, divided by their summed wedges.
+    ``wedges`` (rfft masks) and ``wedge_ids`` (one index per particle): each particle's own wedge;
+    without them every particle has ``ws.wedge``."""
     n = ws.n
-    wedge_full = full_from_rfft(ws.wedge)
+    full = [full_from_rfft(w) for w in (wedges if wedges is not None else [ws.wedge])]
+    ids = np.zeros(len(particles), np.int64) if wedge_ids is None else np.asarray(wedge_ids)
     num = np.zeros((n, n, n // 2 + 1), np.complex128)
     den = np.zeros((n, n, n // 2 + 1))
-    for x, r, t in zip(particles, rotations, shifts):
+    for x, r, t, k in zip(particles, rotations, shifts, ids):
         inv = r.inv()
         back = transform_volume(x, inv, shift_xyz_vox=-inv.apply(t))
-        w = rfft_from_full(np.clip(transform_volume(wedge_full, inv), 0, 1))
+        w = rfft_from_full(np.clip(transform_volume(full[k], inv), 0, 1))
         num += sfft.rfftn(back) * w
         den += w
     floor = max(1.0, floor_fraction * len(particles))
     avg = sfft.irfftn(num / np.maximum(den, floor), s=(n, n, n))
     return avg.astype(np.float32)
+
+
+def wedge_groups(tilt_ranges, default, n_particles: int) -> tuple[list, np.ndarray]:
+    """Distinct tilt ranges and each particle's index into them. ``tilt_ranges``: None (all
+    ``default``) or (N, 2) degrees with NaN rows meaning ``default``; a ``None`` range is no wedge."""
+    if tilt_ranges is None:
+        return [default], np.zeros(n_particles, np.int64)
+    t = np.asarray(tilt_ranges, float).reshape(n_particles, 2)
+    keys = [default if np.isnan(row).any() else (float(row[0]), float(row[1])) for row in t]
+    ranges = list(dict.fromkeys(keys))
+    index = {r: i for i, r in enumerate(ranges)}
+    return ranges, np.array([index[k] for k in keys], np.int64)
 
 
 def _normalise(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -323,9 +340,10 @@ class SubtomogramAverager:
         self.seed = seed
 
     def fit(self, particles: np.ndarray, voxel_size_A: float = 1.0, groups: np.ndarray | None = None,
-            progress=None) -> "SubtomogramAverager":
+            progress=None, tilt_ranges: np.ndarray | None = None) -> "SubtomogramAverager":
         """Align and average ``particles`` (N, b, b, b). ``groups`` (N,), optional: particles of one
-        group always go to the same half set (see :func:`overlap_groups`)."""
+        group always go to the same half set (see :func:`overlap_groups`). ``tilt_ranges`` (N, 2),
+        optional: each particle's tilt range in degrees (its tomogram's; NaN: ``tilt_range_deg``)."""
         x = np.asarray(particles, np.float32)
         if x.ndim != 4 or len(set(x.shape[1:])) != 1:
             raise ValueError(f"particles must be (N, b, b, b), got {x.shape}")
@@ -334,18 +352,24 @@ class SubtomogramAverager:
             raise ValueError("averaging needs at least 2 particles")
         radius = self.mask_radius_vox if self.mask_radius_vox is not None else n / 2 - 3
         ws = _workspace(n, radius, self.tilt_range_deg, self.max_shift_vox)
+        ranges, wid = wedge_groups(tilt_ranges, self.tilt_range_deg, m)
+        wedges = [wedge_mask(n, *(r if r is not None else (None, None))) for r in ranges]
+        ws_of = [replace(ws, wedge=w) for w in wedges]  # one workspace per tilt range
         rng = np.random.default_rng(self.seed)
         half = half_sets(m, groups, rng)
-        pft = sfft.rfftn(x * ws.mask, axes=(1, 2, 3), workers=_FFT_WORKERS).astype(np.complex64) * ws.wedge
+        pft = sfft.rfftn(x * ws.mask, axes=(1, 2, 3), workers=_FFT_WORKERS).astype(np.complex64)
+        for k, w in enumerate(wedges):
+            pft[wid == k] *= w
         # spectral whitening: every shell weighs the same in the correlation (otherwise the lowest,
         # nearly rotation-invariant shells of a globular particle decide its orientation)
-        pft *= _whitening(pft, ws)
+        pft *= _whitening(pft, replace(ws, wedge=np.max(wedges, axis=0)))
+        wca = partial(wedge_compensated_average, ws=ws, wedges=wedges)
 
         identity = Rotation.identity(m)
         rotations = [identity[i] for i in range(m)]
         shifts = np.zeros((m, 3))
         scores = np.zeros(m)
-        start = wedge_compensated_average(x, identity, shifts, ws)
+        start = wca(x, identity, shifts, wedge_ids=wid)
         cutoff = self.initial_lowpass_shell if self.initial_lowpass_shell is not None else n / 6
         first_band_filter = lowpass_filter(n, cutoff)
         refs = {h: _normalise(start, ws.mask) for h in (1, 2)}
@@ -368,17 +392,18 @@ class SubtomogramAverager:
                 limit = first_band_filter if it < self.global_iterations else band
                 ref = sfft.irfftn(sfft.rfftn(refs_search[h]) * limit, s=(n, n, n)).astype(np.float32)
                 for c in range(0, len(idx), _CHUNK):  # bounded memory for classes of any size
-                    sub = idx[c: c + _CHUNK]
-                    if it < self.global_iterations:
-                        rot, sh, sc = search_global(pft[sub], ref, grid, limit, ws)
-                    else:
-                        cur = Rotation.concatenate([rotations[i] for i in sub])
-                        rot, sh, sc = search_local(pft[sub], ref, cur, step, band, ws)
-                    for k, i in enumerate(sub):
-                        rotations[i] = rot[k]
-                    shifts[sub], scores[sub] = sh, sc
+                    for w in np.unique(wid[idx[c: c + _CHUNK]]):  # the reference under each particle's wedge
+                        sub = idx[c: c + _CHUNK][wid[idx[c: c + _CHUNK]] == w]
+                        if it < self.global_iterations:
+                            rot, sh, sc = search_global(pft[sub], ref, grid, limit, ws_of[w])
+                        else:
+                            cur = Rotation.concatenate([rotations[i] for i in sub])
+                            rot, sh, sc = search_local(pft[sub], ref, cur, step, band, ws_of[w])
+                        for k, i in enumerate(sub):
+                            rotations[i] = rot[k]
+                        shifts[sub], scores[sub] = sh, sc
                 all_rot = Rotation.concatenate([rotations[i] for i in idx])
-                refs[h] = _normalise(wedge_compensated_average(x[idx], all_rot, shifts[idx], ws), ws.mask)
+                refs[h] = _normalise(wca(x[idx], all_rot, shifts[idx], wedge_ids=wid[idx]), ws.mask)
             if it >= self.global_iterations:
                 step = max(self.min_step_deg, step / 2)
             curve = fsc(refs[1], refs[2], ws.mask)
@@ -394,10 +419,10 @@ class SubtomogramAverager:
 
         self.rotations_ = Rotation.concatenate(rotations)
         self.shifts_, self.scores_, self.half_ = shifts, scores, half
-        maps = [wedge_compensated_average(x[half == h], self.rotations_[np.flatnonzero(half == h)], shifts[half == h], ws)
+        maps = [wca(x[half == h], self.rotations_[np.flatnonzero(half == h)], shifts[half == h], wedge_ids=wid[half == h])
                 for h in (1, 2)]
         self.half_maps_ = [_normalise(v, ws.mask) for v in maps]
-        self.average_ = _normalise(wedge_compensated_average(x, self.rotations_, shifts, ws), ws.mask)
+        self.average_ = _normalise(wca(x, self.rotations_, shifts, wedge_ids=wid), ws.mask)
         self.mask_ = ws.mask
         self.fsc_ = fsc(self.half_maps_[0], self.half_maps_[1], ws.mask)
         self.resolution_0143_A_ = resolution_at(self.fsc_, 0.143, voxel_size_A, n)
