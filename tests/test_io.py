@@ -117,3 +117,78 @@ def test_star_round_trip(tmp_path):
     write_star(tmp_path / "p.star", table)
     back = read_star(tmp_path / "p.star")
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
+
+
+# ---------------------------------------------------------------- tomogram sheets
+
+def _tiny_mrc(path, voxel=10.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(path, np.random.default_rng(0).normal(size=(8, 8, 8)).astype(np.float32), voxel)
+    return path
+
+
+def test_tsv_sheet_rows_paths_and_overrides(tmp_path):
+    from discaflow.io.sheets import read_sheet
+
+    _tiny_mrc(tmp_path / "data" / "a.mrc"), _tiny_mrc(tmp_path / "data" / "b.mrc"), _tiny_mrc(tmp_path / "m.mrc")
+    sheet = tmp_path / "sheets" / "tomos.tsv"
+    sheet.parent.mkdir()
+    sheet.write_text("name\tpath\tvoxel_size_A\ttilt_min_deg\ttilt_max_deg\tmask\n"
+                     f"a\t{tmp_path / 'data' / 'a.mrc'}\t\t-54\t60\t\n"
+                     "b\tdata/b.mrc\t13.5\t\t\tm.mrc\n")  # relative: found from the folder above the sheet
+    rows = read_sheet(sheet)
+    assert list(rows) == ["a", "b"]
+    assert rows["a"] == {"name": "a", "path": str(tmp_path / "data" / "a.mrc"), "voxel_size_A": None,
+                         "tilt_min_deg": -54.0, "tilt_max_deg": 60.0, "mask": None}
+    assert rows["b"]["path"] == str(tmp_path / "data" / "b.mrc") and rows["b"]["voxel_size_A"] == 13.5
+    assert rows["b"]["mask"] == str(tmp_path / "m.mrc") and rows["b"]["tilt_min_deg"] is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name\tpath\nA\tnowhere.mrc\n", r"tomogram row 1 \(A\): nowhere.mrc: file not found"),
+    ("name\tpath\tvoxel\nA\ta.mrc\t1\n", r"unknown \['voxel'\]"),
+    ("name\tpath\tvoxel_size_A\nA\ta.mrc\tten\n", r"tomogram row 1: column 'voxel_size_A': 'ten' is not a number"),
+    ("name\tpath\tvoxel_size_A\nA\ta.mrc\t-2\n", r"tomogram row 1 \(A\): column 'voxel_size_A'"),
+    ("name\tpath\ttilt_min_deg\ttilt_max_deg\nA\ta.mrc\t30\t60\n", r"column 'tilt_min_deg'"),
+    ("name\tpath\ttilt_min_deg\nA\ta.mrc\t-60\n", "give both tilt_min_deg and tilt_max_deg"),
+    ("name\tpath\nA\ta.mrc\nA\ta.mrc\n", r"tomogram name 'A' appears twice \(rows 1 and 2\)"),
+    ("name\tpath\n", "lists no tomogram"),
+])
+def test_bad_sheet_is_one_line_naming_the_row(tmp_path, text, message):
+    from discaflow.io.sheets import read_sheet
+
+    _tiny_mrc(tmp_path / "a.mrc")
+    (tmp_path / "s.tsv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_sheet(tmp_path / "s.tsv")
+
+
+def test_relion5_tomograms_star(tmp_path):
+    """RELION 5: paths relative to the project (two folders above Job/jobNNN/tomograms.star), voxel size =
+    tilt-series pixel × tomogram binning, tilt range from each tilt series' nominal stage tilts."""
+    import starfile
+
+    from discaflow.io.sheets import read_sheet
+
+    project = tmp_path / "project"
+    _tiny_mrc(project / "Reconstruct" / "job010" / "tomograms" / "rec_TS_01.mrc")
+    _tiny_mrc(project / "Reconstruct" / "job010" / "tomograms" / "rec_TS_02.mrc")
+    (project / "AlignTiltSeries" / "job008" / "tilt_series").mkdir(parents=True)
+    starfile.write({"TS_01": pd.DataFrame({"rlnTomoNominalStageTiltAngle": [-48.0, -3.0, 0.0, 3.0, 57.0]})},
+                   project / "AlignTiltSeries" / "job008" / "tilt_series" / "TS_01.star")
+    table = pd.DataFrame({
+        "rlnTomoName": ["TS_01", "TS_02"],
+        "rlnTomoTiltSeriesStarFile": ["AlignTiltSeries/job008/tilt_series/TS_01.star", "AlignTiltSeries/job008/tilt_series/TS_02.star"],
+        "rlnTomoTiltSeriesPixelSize": [2.39, 2.39], "rlnTomoTomogramBinning": [6.0, 4.0],
+        "rlnTomoReconstructedTomogram": ["Reconstruct/job010/tomograms/rec_TS_01.mrc", "Reconstruct/job010/tomograms/rec_TS_02.mrc"],
+    })
+    star = project / "Reconstruct" / "job010" / "tomograms.star"
+    starfile.write({"global": table}, star)
+    rows = read_sheet(star)
+    assert rows["TS_01"]["path"] == str(project / "Reconstruct" / "job010" / "tomograms" / "rec_TS_01.mrc")
+    assert rows["TS_01"]["voxel_size_A"] == pytest.approx(14.34) and rows["TS_02"]["voxel_size_A"] == pytest.approx(9.56)
+    assert (rows["TS_01"]["tilt_min_deg"], rows["TS_01"]["tilt_max_deg"]) == (-48.0, 57.0)
+    assert rows["TS_02"]["tilt_min_deg"] is None  # its tilt-series file is absent: the average section's range
+    starfile.write({"particles": pd.DataFrame({"rlnCoordinateX": [1.0]})}, tmp_path / "p.star")
+    with pytest.raises(InputError, match="not a RELION 5 tomograms.star"):
+        read_sheet(tmp_path / "p.star")

@@ -294,6 +294,12 @@ def test_maps_of_a_resampled_store_put_each_class_at_its_particles(tmp_path, blo
                  ).to_csv(tmp_path / "labels.csv", index=False)
     pd.DataFrame({"dfParticleIndex": np.arange(n), "rlnClassNumber": 1, "dfHalf": 1, "dfEulerRot": 0.0, "dfEulerTilt": 0.0,
                   "dfEulerPsi": 0.0, "dfShiftX": 0.0, "dfShiftY": 0.0, "dfShiftZ": 0.0}).to_csv(tmp_path / "poses.csv", index=False)
+    # averaging takes each particle's wedge from its tomogram's tilt range (a sheet's), where given
+    from discaflow.average import run_average_class
+
+    summary = run_average_class(tmp_path / "s.h5", tmp_path / "labels.csv", 1, tmp_path / "class_01",
+                                {"iterations": 1, "global_iterations": 1, "min_particles": 2}, tilt_ranges={"blobs": [-50.0, 60.0]})
+    assert summary["tilt_ranges_deg"] == [(-50.0, 60.0)]
     run_embed(blob_tomogram, "blobs", tmp_path / "s.h5", tmp_path / "labels.csv", tmp_path / "poses.csv",
               {1: tmp_path / "avg.mrc"}, tmp_path / "density.mrc", tmp_path / "labels.mrc", tmp_path / "o.png", {})
     with mrcfile.open(tmp_path / "density.mrc") as m:

@@ -307,3 +307,55 @@ def test_tiny_workflow_run(killed_then_rerun):
     html = (tmp_path / "report.html").read_text(errors="replace")
     for name in ("gallery.png", "fsc.png", "tomo_000_overlay.png", "training.png", "picks_preview.png"):
         assert name in html, name
+
+
+def _blob_tomogram(path, pixel_A, header_A, shape=(64, 96, 96), spacing_A=260.0, sigma_A=25.0):
+    """Dark Gaussian blobs on a grid in a tomogram of ``pixel_A`` (the header says ``header_A``)."""
+    from discaflow.io.mrc import write_volume
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    zz, yy, xx = np.meshgrid(*[np.arange(n) * pixel_A for n in shape], indexing="ij")
+    vol = rng.normal(0, 0.05, shape).astype(np.float32)
+    for cz in np.arange(spacing_A / 1.3, shape[0] * pixel_A - spacing_A / 1.6, spacing_A):
+        for cy in np.arange(spacing_A / 1.3, shape[1] * pixel_A - spacing_A / 1.6, spacing_A):
+            for cx in np.arange(spacing_A / 1.3, shape[2] * pixel_A - spacing_A / 1.6, spacing_A):
+                vol -= np.exp(-((zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma_A ** 2)).astype(np.float32)
+    write_volume(path, vol, header_A)
+
+
+def test_a_tomogram_sheet_sets_each_tomograms_voxel_size_and_mask(tmp_path):
+    """Two tomograms of different pixel sizes (one with a wrong header, corrected by the sheet) in one
+    dataset: each is extracted at exactly the target voxel size, each tomogram's mask applies, and the
+    stores gather into one."""
+    from discaflow.io.store import SubtomogramStore
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _blob_tomogram(data / "a.mrc", 8.0, 8.0)
+    _blob_tomogram(data / "b.mrc", 5.3, 1.0, shape=(96, 144, 144))  # header wrong: the sheet says 5.3 Å
+    from discaflow.io.mrc import write_volume
+
+    import numpy as np
+
+    write_volume(data / "a_mask.mrc", np.zeros((64, 96, 96), np.float32), 8.0)  # picks nothing in a
+    (tmp_path / "tomos.tsv").write_text("name\tpath\tvoxel_size_A\ttilt_min_deg\ttilt_max_deg\tmask\n"
+                                        "a\tdata/a.mrc\t\t-50\t60\tdata/a_mask.mrc\nb\tdata/b.mrc\t5.3\t\t\t\n")
+    config = {"results": str(tmp_path / "results"), "extract": {"box_vox": 12},
+              "pick": {"particle_radius_A": 40, "threshold": "percentile", "percentile": 99.9, "slab_vox": 4},
+              "datasets": {"ds": {"sheet": str(tmp_path / "tomos.tsv"), "target_voxel_size_A": 16.0}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake(str(tmp_path / "results/ds/subtomograms.h5"), "--cores", "2", "--configfile", str(tmp_path / "c.yaml"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    for name, binning in [("a", 2.0), ("b", 16.0 / 5.3)]:  # 8 Å: factor 2; 5.3 Å: factor 3 (15.9 Å), resampled
+        with SubtomogramStore(tmp_path / f"results/ds/extract/{name}.h5") as s:
+            assert s.voxel_size_A == pytest.approx(16.0, rel=1e-6) and s.binning == pytest.approx(binning), name
+            assert (len(s) == 0) == (name == "a"), name  # a's mask excludes everything
+    with SubtomogramStore(tmp_path / "results/ds/subtomograms.h5") as s:
+        assert s.tomogram_names == ["a", "b"] and s.voxel_size_A == pytest.approx(16.0, rel=1e-6)
+    # without a target, tomograms of different voxel sizes stop the dry run with one line
+    config["datasets"]["ds"]["target_voxel_size_A"] = None
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"))
+    assert proc.returncode != 0 and "set target_voxel_size_A" in proc.stdout + proc.stderr

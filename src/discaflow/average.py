@@ -343,7 +343,9 @@ class SubtomogramAverager:
             progress=None, tilt_ranges: np.ndarray | None = None) -> "SubtomogramAverager":
         """Align and average ``particles`` (N, b, b, b). ``groups`` (N,), optional: particles of one
         group always go to the same half set (see :func:`overlap_groups`). ``tilt_ranges`` (N, 2),
-        optional: each particle's tilt range in degrees (its tomogram's; NaN: ``tilt_range_deg``)."""
+        optional: each particle's tilt range in degrees (its tomogram's; NaN: ``tilt_range_deg``).
+        ``progress(done, total)``: called after each searched batch, counting particle alignments
+        (particles × iterations)."""
         x = np.asarray(particles, np.float32)
         if x.ndim != 4 or len(set(x.shape[1:])) != 1:
             raise ValueError(f"particles must be (N, b, b, b), got {x.shape}")
@@ -375,6 +377,7 @@ class SubtomogramAverager:
         refs = {h: _normalise(start, ws.mask) for h in (1, 2)}
         grid = rotation_grid(self.global_step_deg)
         step = self.local_step_deg
+        aligned = 0
         self.history_ = []
         for it in range(self.iterations):
             t0 = time.perf_counter()
@@ -402,6 +405,9 @@ class SubtomogramAverager:
                         for k, i in enumerate(sub):
                             rotations[i] = rot[k]
                         shifts[sub], scores[sub] = sh, sc
+                        aligned += len(sub)
+                        if progress:
+                            progress(aligned, m * self.iterations)
                 all_rot = Rotation.concatenate([rotations[i] for i in idx])
                 refs[h] = _normalise(wca(x[idx], all_rot, shifts[idx], wedge_ids=wid[idx]), ws.mask)
             if it >= self.global_iterations:
@@ -414,8 +420,6 @@ class SubtomogramAverager:
                                   "global": it < self.global_iterations, "seconds": time.perf_counter() - t0})
             log.info("averaging iteration %d/%d: mean score %.3f, band limit %.1f shells (%.0f s)", it + 1,
                      self.iterations, scores.mean(), cutoff, time.perf_counter() - t0)
-            if progress:
-                progress(it + 1, self.iterations)
 
         self.rotations_ = Rotation.concatenate(rotations)
         self.shifts_, self.scores_, self.half_ = shifts, scores, half
@@ -498,8 +502,11 @@ def check_average_inputs(store_path, labels_csv, classes, batch: int = 512) -> d
     return out
 
 
-def run_average_class(store_path, labels_csv, class_number: int, out_dir, settings: dict) -> dict:
+def run_average_class(store_path, labels_csv, class_number: int, out_dir, settings: dict,
+                      tilt_ranges: dict | None = None) -> dict:
     """Align and average the particles of one class (1-based ``rlnClassNumber`` of the labels table).
+    ``tilt_ranges``: tomogram name → (tilt_min_deg, tilt_max_deg) of the tomograms whose tilt range
+    differs from the settings' (a tomogram sheet's); each particle gets its tomogram's wedge.
 
     Writes in ``out_dir``: ``average.mrc``, ``half1.mrc``, ``half2.mrc`` (voxel size of the store),
     ``fsc.csv`` (shell, resolution Å, FSC), ``fsc.png``, ``particles.csv`` (particle index, half,
@@ -525,12 +532,24 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
         vs, b, binning = store.voxel_size_A, store.box_vox, store.binning
         coords, tomo = store.column("coords"), store.column("tomogram")
         coords, tomo = (coords[idx], tomo[idx]) if coords is not None else (None, None)
+        names = store.tomogram_names
+    particle_tilts = None
+    if tilt_ranges and tomo is not None:
+        particle_tilts = np.full((len(idx), 2), np.nan)
+        for t, name in enumerate(names):
+            if name in tilt_ranges:
+                particle_tilts[tomo == t] = tilt_ranges[name]
     out.mkdir(parents=True, exist_ok=True)
     groups = None
     if coords is not None and len(coords) and np.isfinite(coords).all():
         # boxes overlap when centres are closer than one box (in unbinned pixels)
         groups = overlap_groups(coords, tomo, b * binning)
-    av = averager_from_settings(settings, b, vs).fit(x, vs, groups=groups)
+    from discaflow.progress import Progress
+
+    averager = averager_from_settings(settings, b, vs)
+    progress = Progress(f"class {class_number} alignment", len(idx) * averager.iterations, unit="particle alignments")
+    av = averager.fit(x, vs, groups=groups, progress=progress.to, tilt_ranges=particle_tilts)
+    progress.close()
     write_volume(out / "average.mrc", av.average_, vs)
     write_volume(out / "half1.mrc", av.half_maps_[0], vs)
     write_volume(out / "half2.mrc", av.half_maps_[1], vs)
@@ -546,6 +565,7 @@ def run_average_class(store_path, labels_csv, class_number: int, out_dir, settin
     with atomic_path(out / "particles.csv") as tmp:
         poses.to_csv(tmp, index=False)
     summary = {"class": class_number, "particles": int(len(idx)), "voxel_size_A": vs, "box_vox": b,
+               "tilt_ranges_deg": sorted({tuple(r) for r in particle_tilts.tolist() if not np.isnan(r).any()}) if particle_tilts is not None else [],
                "resolution_fsc0143_A": av.resolution_0143_A_, "resolution_fsc05_A": av.resolution_05_A_,
                "seconds": time.perf_counter() - t0, "seconds_per_particle": (time.perf_counter() - t0) / len(idx),
                "history": av.history_}

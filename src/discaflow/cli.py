@@ -222,6 +222,12 @@ def _cmd_average(args) -> None:
 
     settings = _average_settings(args)
     classes = sorted(check_average_inputs(args.store, args.labels, args.classes))  # all checked before any is written
+    args.tilt_ranges = None
+    if args.sheet:
+        from discaflow.io.sheets import read_sheet
+
+        args.tilt_ranges = {n: [r["tilt_min_deg"], r["tilt_max_deg"]] for n, r in read_sheet(args.sheet).items()
+                            if r["tilt_min_deg"] is not None}
     with exclusive_lock(args.out_dir, "--out-dir"):
         _average_classes(args, classes, settings)
 
@@ -232,7 +238,7 @@ def _average_classes(args, classes, settings) -> None:
     dirs = {}
     for c in classes:
         dirs[c] = Path(args.out_dir) / f"class_{c:02d}"
-        s = run_average_class(args.store, args.labels, c, dirs[c], settings)
+        s = run_average_class(args.store, args.labels, c, dirs[c], settings, tilt_ranges=args.tilt_ranges)
         print(f"class {c}: {s['particles']} particles, FSC 0.143 at {s['resolution_fsc0143_A']:.1f} Å "
               f"(0.5: {s['resolution_fsc05_A']:.1f} Å)")
     collect_averages(dirs, Path(args.out_dir))
@@ -372,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--tilt-range", type=float, nargs=2, default=[d["tilt_min_deg"], d["tilt_max_deg"]], metavar=("MIN", "MAX"),
                     help="tilt range of the data in degrees (missing wedge, tilt axis y)")
     av.add_argument("--no-wedge", action="store_true", help="no missing-wedge compensation")
+    av.add_argument("--sheet", default=None, help="tomogram sheet (TSV or RELION 5 tomograms.star): each tomogram's own tilt "
+                    "range where it gives one")
     av.add_argument("--seed", type=_schema_type("average", "seed"), default=d["seed"])
     av.add_argument("--out-dir", required=True)
     av.set_defaults(func=_cmd_average)

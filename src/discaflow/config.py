@@ -39,6 +39,9 @@ def _message(error: jsonschema.ValidationError) -> str:
         extra = sorted(set(error.instance) - set(allowed))
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"config key '{key}': unknown key {', '.join(repr(e) for e in extra)}{hint}"
+    if error.validator == "oneOf" and all(set(sub) == {"required"} for sub in error.validator_value):
+        keys = [k for sub in error.validator_value for k in sub["required"]]
+        return f"config key '{key}': give exactly one of {', '.join(keys)} (see config/README.md)"
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it (see config/README.md)"
     if error.validator == "propertyNames":

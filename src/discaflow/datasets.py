@@ -28,6 +28,11 @@ def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str
         if count == 0:
             raise InputError(f"config key 'datasets.{dataset}.simulated': simulation {sim!r} makes no tomograms (tomograms.count is 0)")
         return {tomogram_name(i): f"{results}/simulated/{sim}/tomograms/{tomogram_name(i)}.mrc" for i in range(count)}
+    if section.get("sheet"):
+        rows = dataset_sheet(config, dataset)
+        out = {name: row["path"] for name, row in rows.items()}
+        check_headers(config, dataset, out, rows)
+        return dict(sorted(out.items()))
     spec = section["tomograms"]
     if isinstance(spec, str):
         paths = sorted(glob.glob(spec))
@@ -48,10 +53,20 @@ def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str
     return dict(sorted(out.items()))
 
 
-def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None:
+def dataset_sheet(config: dict, dataset: str) -> dict[str, dict]:
+    """A dataset's tomogram sheet (name → row, ``discaflow.io.sheets``); empty without one."""
+    from discaflow.io.sheets import read_sheet
+
+    sheet = config["datasets"][dataset].get("sheet")
+    return read_sheet(sheet) if sheet else {}
+
+
+def check_headers(config: dict, dataset: str, tomograms: dict[str, str], rows: dict | None = None) -> None:
     """Read every tomogram header of a dataset when the job graph is built, so that a corrupt file, a
     voxel size of 0, mixed voxel sizes, a box smaller than the particle or a tomogram smaller than the
-    box stops the dry run with one line instead of a job failing after every pick and extraction."""
+    box stops the dry run with one line instead of a job failing after every pick and extraction.
+    ``rows``: the dataset's sheet (a row's voxel_size_A overrides the header). Tomograms of different
+    voxel sizes may share a dataset when it has a target_voxel_size_A (each is extracted at exactly it)."""
     from discaflow.io.slabs import SlabReader, binned_shape
     from discaflow.pick import extraction_grid
 
@@ -60,16 +75,18 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str]) -> None
     diameter = 2 * stage_settings(config, dataset, "pick").get("particle_radius_A", 70)
     key = f"config key 'datasets.{dataset}"
     first = None
-    for path in tomograms.values():
+    target = section.get("target_voxel_size_A")
+    for name, path in tomograms.items():
         reader = SlabReader(path)  # a corrupt or non-3-D file is an InputError naming it
-        vs = section.get("voxel_size_A") or reader.voxel_size_A
+        vs = ((rows or {}).get(name) or {}).get("voxel_size_A") or section.get("voxel_size_A") or reader.voxel_size_A
         if vs <= 0:
             raise InputError(f"{key}.voxel_size_A': {path} has voxel size 0 in its header; set voxel_size_A for this dataset")
         if first is None:
             first = (path, vs)
-        elif abs(vs - first[1]) > 0.01 * first[1]:
-            raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; a dataset's "
-                             "tomograms must share one voxel size: put them in separate datasets")
+        elif abs(vs - first[1]) > 0.01 * first[1] and not target:
+            raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; set "
+                             "target_voxel_size_A (each tomogram is then extracted at exactly that size) or put them in "
+                             "separate datasets")
         factor, out_vs = extraction_grid(vs, section.get("target_voxel_size_A"))
         if box * out_vs < diameter:
             raise InputError(f"{key}': the {box}-voxel box at {out_vs:g} Å/voxel spans {box * out_vs:g} Å, less than "

@@ -5,7 +5,7 @@ import os
 import discaflow.config
 
 from discaflow.config import check_config, check_yaml_file, job_resources, SCHEMA_PATH
-from discaflow.datasets import dataset_tomograms, stage_settings, tomogram_name
+from discaflow.datasets import dataset_sheet, dataset_tomograms, stage_settings, tomogram_name
 from discaflow.errors import InputError
 
 try:
@@ -55,6 +55,7 @@ def sim_tomogram_names(sim):
 # dataset -> {tomogram name -> path}; problems stop the run here, before any job.
 try:
     DATASETS = {ds: dataset_tomograms(config, ds, RESULTS) for ds in config["datasets"]}
+    SHEETS = {ds: dataset_sheet(config, ds) for ds in config["datasets"]}  # name -> row, {} without a sheet
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -81,6 +82,7 @@ for _ds, _section in list(config["datasets"].items()):
                                      "model": None, "stages": [],
                                      "disca": {**_section.get("disca", {}), **_stage.get("disca", {})}}
         DATASETS[_name] = DATASETS[_ds]
+        SHEETS[_name] = SHEETS[_ds]
         _parent = _name
 STAGE_DATASETS = _names_regex(list(STAGES))
 PICKED_DATASETS = _names_regex([d for d in config["datasets"] if d not in STAGES])
@@ -134,8 +136,13 @@ def tomogram_path(wildcards):
     return DATASETS[wildcards.dataset][wildcards.tomo]
 
 
+def sheet_row(wildcards):
+    """The tomogram's row of its dataset's sheet ({} without a sheet or a tomogram wildcard)."""
+    return SHEETS[wildcards.dataset].get(getattr(wildcards, "tomo", None), {})
+
+
 def dataset_mask(wildcards):
-    mask = config["datasets"][wildcards.dataset].get("mask")
+    mask = sheet_row(wildcards).get("mask") or config["datasets"][wildcards.dataset].get("mask")
     return [mask] if mask else []
 
 
@@ -144,9 +151,18 @@ def settings(stage):
 
 
 def dataset_geometry(wildcards):
-    """Voxel size and binning target of a dataset (used by picking and extraction)."""
+    """Voxel size (the tomogram's sheet row, else the dataset's; None: the header's) and target voxel
+    size (used by picking, extraction and maps)."""
     section = config["datasets"][wildcards.dataset]
-    return {"voxel_size_A": section["voxel_size_A"], "target_voxel_size_A": section["target_voxel_size_A"]}
+    return {"voxel_size_A": sheet_row(wildcards).get("voxel_size_A") or section["voxel_size_A"],
+            "target_voxel_size_A": section["target_voxel_size_A"]}
+
+
+def tilt_ranges(wildcards):
+    """Tomogram name -> [tilt_min_deg, tilt_max_deg] from the dataset's sheet, where given (the others
+    take the average section's tilt range)."""
+    return {name: [row["tilt_min_deg"], row["tilt_max_deg"]] for name, row in SHEETS[wildcards.dataset].items()
+            if row.get("tilt_min_deg") is not None}
 
 
 def simulated_truth(dataset):

@@ -39,6 +39,7 @@ rule average_class:
         cls=r"\d{2}",
     params:
         average=settings("average"),
+        tilt_ranges=tilt_ranges,
         code=code_version("average_class.py"),
     log:
         f"{RESULTS}/logs/average_class/{{dataset}}/class_{{cls}}.log",
