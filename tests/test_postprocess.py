@@ -106,8 +106,12 @@ def test_averaging_with_per_particle_tilt_ranges(particles):
 
     _, x, _, _ = particles
     tilt = np.where(np.arange(len(x))[:, None] % 2 == 0, [-60.0, 60.0], [-40.0, 40.0])
-    av = SubtomogramAverager(iterations=2, global_iterations=1).fit(x[:12], 16.0, tilt_ranges=tilt[:12])
+    calls = []
+    av = SubtomogramAverager(iterations=2, global_iterations=1).fit(x[:12], 16.0, tilt_ranges=tilt[:12],
+                                                                     progress=lambda done, total: calls.append((done, total)))
     assert np.isfinite(av.average_).all() and len(av.rotations_) == 12
+    # progress: particle alignments done of particles × iterations, never backwards
+    assert calls[-1] == (24, 24) and all(a[0] < b[0] for a, b in zip(calls, calls[1:]))
 
 
 def test_run_average_class_writes_every_output(particles, tmp_path):
