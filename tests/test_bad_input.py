@@ -405,7 +405,7 @@ def test_a_store_is_identified_by_its_content(files, tmp_path):
 # ---- tomogram headers, read when the job graph is built -----------------------------------------
 
 @pytest.mark.parametrize("tomograms, extra, expected", [
-    (["good", "other_voxel_size"], {}, "must share one voxel size"),
+    (["good", "other_voxel_size"], {}, "8 Å; set target_voxel_size_A"),
     (["good", "zero_voxel_size"], {}, "zero_voxel_size.mrc has voxel size 0"),
     (["good", "not_mrc"], {}, "not_mrc.mrc"),
     (["good", "truncated"], {}, "truncated.mrc"),
@@ -422,6 +422,10 @@ def test_tomogram_headers_are_checked_when_the_job_graph_is_built(files, tomogra
     assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
     config = check_config({"datasets": {"real": {"tomograms": [str(files["good"])], "voxel_size_A": 10.0}}})
     assert list(dataset_tomograms(config, "real", "results")) == ["good"]
+    # tomograms of different voxel sizes share a dataset that has a target voxel size
+    config = check_config({"datasets": {"real": {"tomograms": [str(files["good"]), str(files["other_voxel_size"])],
+                                                 "target_voxel_size_A": 10.0}}})
+    assert len(dataset_tomograms(config, "real", "results")) == 2
 
 
 def test_a_bad_tomogram_header_stops_the_dry_run(files, tmp_path):
@@ -437,5 +441,5 @@ def test_a_bad_tomogram_header_stops_the_dry_run(files, tmp_path):
                            "-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml")], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=300)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "must share one voxel size" in out, out[-2000:]
+    assert proc.returncode != 0 and "set target_voxel_size_A" in out, out[-2000:]
     assert not (tmp_path / "results").exists()
