@@ -395,8 +395,9 @@ class SubtomogramAverager:
                 limit = first_band_filter if it < self.global_iterations else band
                 ref = sfft.irfftn(sfft.rfftn(refs_search[h]) * limit, s=(n, n, n)).astype(np.float32)
                 for c in range(0, len(idx), _CHUNK):  # bounded memory for classes of any size
-                    for w in np.unique(wid[idx[c: c + _CHUNK]]):  # the reference under each particle's wedge
-                        sub = idx[c: c + _CHUNK][wid[idx[c: c + _CHUNK]] == w]
+                    chunk = idx[c: c + _CHUNK]
+                    for w in np.unique(wid[chunk]):  # the reference under each particle's wedge
+                        sub = chunk[wid[chunk] == w]
                         if it < self.global_iterations:
                             rot, sh, sc = search_global(pft[sub], ref, grid, limit, ws_of[w])
                         else:

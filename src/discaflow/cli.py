@@ -224,10 +224,9 @@ def _cmd_average(args) -> None:
     classes = sorted(check_average_inputs(args.store, args.labels, args.classes))  # all checked before any is written
     args.tilt_ranges = None
     if args.sheet:
-        from discaflow.io.sheets import read_sheet
+        from discaflow.io.sheets import read_sheet, tilt_ranges
 
-        args.tilt_ranges = {n: [r["tilt_min_deg"], r["tilt_max_deg"]] for n, r in read_sheet(args.sheet).items()
-                            if r["tilt_min_deg"] is not None}
+        args.tilt_ranges = tilt_ranges(read_sheet(args.sheet))
     with exclusive_lock(args.out_dir, "--out-dir"):
         _average_classes(args, classes, settings)
 

@@ -13,8 +13,9 @@ def tomogram_name(index: int) -> str:
     return f"tomo_{index:03d}"
 
 
-def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str]:
-    """Tomogram name (file stem) → path for one dataset, in name order.
+def dataset_tomograms(config: dict, dataset: str, results: str, sheet: dict | None = None) -> dict[str, str]:
+    """Tomogram name (file stem, or the sheet's name) → path for one dataset, in name order. ``sheet``:
+    the dataset's sheet rows when the caller has read them (``dataset_sheet``), else read here.
 
     Raises :class:`InputError` for a glob that matches nothing, a missing file, an unknown
     simulation, or two tomograms with the same name.
@@ -29,7 +30,7 @@ def dataset_tomograms(config: dict, dataset: str, results: str) -> dict[str, str
             raise InputError(f"config key 'datasets.{dataset}.simulated': simulation {sim!r} makes no tomograms (tomograms.count is 0)")
         return {tomogram_name(i): f"{results}/simulated/{sim}/tomograms/{tomogram_name(i)}.mrc" for i in range(count)}
     if section.get("sheet"):
-        rows = dataset_sheet(config, dataset)
+        rows = sheet if sheet is not None else dataset_sheet(config, dataset)
         out = {name: row["path"] for name, row in rows.items()}
         check_headers(config, dataset, out, rows)
         return dict(sorted(out.items()))
@@ -87,7 +88,7 @@ def check_headers(config: dict, dataset: str, tomograms: dict[str, str], rows: d
             raise InputError(f"{key}.tomograms': {first[0]} has {first[1]:g} Å voxels and {path} {vs:g} Å; set "
                              "target_voxel_size_A (each tomogram is then extracted at exactly that size) or put them in "
                              "separate datasets")
-        factor, out_vs = extraction_grid(vs, section.get("target_voxel_size_A"))
+        factor, out_vs = extraction_grid(vs, target)
         if box * out_vs < diameter:
             raise InputError(f"{key}': the {box}-voxel box at {out_vs:g} Å/voxel spans {box * out_vs:g} Å, less than "
                              f"the particle diameter {diameter:g} Å (2 x pick.particle_radius_A); raise extract.box_vox "

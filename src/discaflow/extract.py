@@ -142,8 +142,8 @@ def extract_tomogram(
     cache = BinnedRowCache(reader, factor)
     meta = {"extract": {"tomogram": reader.path.name, "edge": edge, "skipped_at_edge": n_edge if edge == "skip" else 0,
                         "padded_at_edge": n_edge if edge == "pad" else 0}}
-    binning = out_vs / vs  # subtomogram voxel in tomogram pixels (not an integer when resampled)
-    with StoreWriter(out_path, b, out_vs, dtype=dtype, binning=factor if not exact else binning, tomogram_names=[name],
+    binning = out_vs / vs if exact else factor  # subtomogram voxel in tomogram pixels
+    with StoreWriter(out_path, b, out_vs, dtype=dtype, binning=binning, tomogram_names=[name],
                      source_files=[reader.path], metadata=meta) as writer:
         for i0 in range(0, len(order), batch_size):
             idx = order[i0: i0 + batch_size]
@@ -153,14 +153,14 @@ def extract_tomogram(
                 z1, y1, x1 = stop[k]
                 lo, hi = max(z0, 0), min(z1, bshape[0])
                 rows = cache.get(lo, hi)
-                box = np.full((z1 - z0, y1 - y0, x1 - x0), np.nan, np.float32)
                 ys, ye = max(y0, 0), min(y1, bshape[1])
                 xs, xe = max(x0, 0), min(x1, bshape[2])
-                box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0] = rows[:, ys:ye, xs:xe]
                 if exact:
                     # spline support outside the tomogram repeats its edge voxel; samples outside are NaN
-                    crop = box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0]
-                    box = sample_box(crop, centres_f[k] - np.array([lo, ys, xs]), b, step)
+                    box = sample_box(rows[:, ys:ye, xs:xe], centres_f[k] - np.array([lo, ys, xs]), b, step)
+                else:
+                    box = np.full((b, b, b), np.nan, np.float32)
+                    box[lo - z0: hi - z0, ys - y0: ye - y0, xs - x0: xe - x0] = rows[:, ys:ye, xs:xe]
                 if not inside[k]:
                     box[np.isnan(box)] = np.nanmean(box)
                 batch[j] = box
@@ -170,7 +170,7 @@ def extract_tomogram(
         log.info("%s: %d of %d particles %s because their box crosses the tomogram edge", reader.path, n_edge, n, verb)
     log.info("%s: extracted %d subtomograms of %d³ at %.2f Å/voxel (binning %d%s)", reader.path, len(order), b, out_vs, factor,
              ", then resampled" if exact else "")
-    return {"tomogram": name, "picked": n, "extracted": int(len(order)), "edge": n_edge, "binning": binning if exact else factor}
+    return {"tomogram": name, "picked": n, "extracted": int(len(order)), "edge": n_edge, "binning": binning}
 
 
 def gather_stores(stores: Sequence[str | os.PathLike], out_path: str | os.PathLike, dataset: str = "dataset",

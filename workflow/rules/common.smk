@@ -54,8 +54,8 @@ def sim_tomogram_names(sim):
 
 # dataset -> {tomogram name -> path}; problems stop the run here, before any job.
 try:
-    DATASETS = {ds: dataset_tomograms(config, ds, RESULTS) for ds in config["datasets"]}
     SHEETS = {ds: dataset_sheet(config, ds) for ds in config["datasets"]}  # name -> row, {} without a sheet
+    DATASETS = {ds: dataset_tomograms(config, ds, RESULTS, SHEETS[ds]) for ds in config["datasets"]}
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -121,8 +121,9 @@ def _check_gpu_resources():
     for name in gpu_rules:
         wanted = job_resources(config, name)["gpu"]
         # --set-resources values are snakemake Resource objects holding the text given (raw)
-        given = {k: v if getattr(v, "raw", None) is None else v.raw for k, v in (overwrite.get(name) or {}).items()}
-        effective = {**job(name), **{k: getattr(v, "value", v) for k, v in given.items() if k in ("gpu", "gres")}}
+        given = {k: getattr(v, "value", v) if getattr(v, "raw", None) is None else v.raw
+                 for k, v in (overwrite.get(name) or {}).items() if k in ("gpu", "gres")}
+        effective = {**job(name), **given}
         asked = str(effective.get("gpu", 0)) not in ("0", "", "None") or "gpu" in str(effective.get("gres", ""))
         if wanted and not asked:
             raise WorkflowError(
@@ -161,8 +162,9 @@ def dataset_geometry(wildcards):
 def tilt_ranges(wildcards):
     """Tomogram name -> [tilt_min_deg, tilt_max_deg] from the dataset's sheet, where given (the others
     take the average section's tilt range)."""
-    return {name: [row["tilt_min_deg"], row["tilt_max_deg"]] for name, row in SHEETS[wildcards.dataset].items()
-            if row.get("tilt_min_deg") is not None}
+    from discaflow.io.sheets import tilt_ranges as sheet_tilt_ranges
+
+    return sheet_tilt_ranges(SHEETS[wildcards.dataset])
 
 
 def simulated_truth(dataset):

@@ -29,6 +29,7 @@ def read_sheet(path: str | os.PathLike) -> dict[str, dict]:
         raise InputError(f"{path}: the sheet lists no tomogram")
     validator = _validator()
     out: dict[str, dict] = {}
+    row_of: dict[str, int] = {}  # name -> its row number, for the repeated-name message
     for i, row in enumerate(rows, start=1):
         errors = sorted(validator.iter_errors(row), key=lambda e: list(map(str, e.absolute_path)))
         if errors:
@@ -36,7 +37,7 @@ def read_sheet(path: str | os.PathLike) -> dict[str, dict]:
             where = f"column {e.absolute_path[0]!r}" if e.absolute_path else "row"
             raise InputError(f"{path}: tomogram row {i} ({row.get('name', '?')}): {where}: {e.message}")
         if row["name"] in out:
-            raise InputError(f"{path}: tomogram name {row['name']!r} appears twice (rows {out[row['name']]['_row']} and {i}); "
+            raise InputError(f"{path}: tomogram name {row['name']!r} appears twice (rows {row_of[row['name']]} and {i}); "
                              "names must be unique")
         full = {k: row.get(k) for k in COLUMNS}
         if (full["tilt_min_deg"] is None) != (full["tilt_max_deg"] is None):
@@ -44,8 +45,14 @@ def read_sheet(path: str | os.PathLike) -> dict[str, dict]:
         full["path"] = _find(path, full["path"], i, row["name"])
         if full["mask"]:
             full["mask"] = _find(path, full["mask"], i, row["name"])
-        out[row["name"]] = {**full, "_row": i}
-    return {name: {k: v for k, v in r.items() if k != "_row"} for name, r in out.items()}
+        out[row["name"]], row_of[row["name"]] = full, i
+    return out
+
+
+def tilt_ranges(rows: dict[str, dict]) -> dict[str, list[float]]:
+    """Tomogram name → [tilt_min_deg, tilt_max_deg] of the rows that give one."""
+    return {name: [row["tilt_min_deg"], row["tilt_max_deg"]] for name, row in rows.items()
+            if row.get("tilt_min_deg") is not None}
 
 
 def _validator():
