@@ -60,6 +60,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
+        if self.synchronized and tf.distribute.get_replica_context() is not None \
+                and tf.distribute.get_replica_context().num_replicas_in_sync > 1:
+            return super().call(inputs, training=training, mask=mask)  # Keras all-reduces the batch statistics
+
         gamma = self.gamma if self.scale else tf.ones_like(self.moving_mean)
         beta = self.beta if self.center else tf.zeros_like(self.moving_mean)
         y, mean, variance = tf.compat.v1.nn.fused_batch_norm(inputs, gamma, beta, epsilon=self.epsilon,
@@ -116,6 +120,43 @@ def load_model(path) -> keras.Model:
     return keras.models.load_model(path, safe_mode=True)
 
 
+def replicas(model: keras.Model) -> int:
+    """Devices the model's variables are mirrored on (1 outside a multi-device strategy)."""
+    return model.distribute_strategy.num_replicas_in_sync
+
+
+def _per_replica(strategy, *arrays):
+    """The arrays split along their first axis into one consecutive part per replica, in replica
+    order (a distributed step then sees the batch as one device would, in the same order)."""
+    parts = [np.array_split(a, strategy.num_replicas_in_sync) for a in arrays]
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: tuple(p[ctx.replica_id_in_sync_group] for p in parts))
+
+
+def synchronize_batchnorm(model: keras.Model) -> None:
+    """Batch statistics all-reduced over the replicas while training (Keras's ``synchronized``): a
+    batch split over devices is normalised as one device normalises it, and every replica keeps the
+    same moving statistics (unsynchronised, they drift apart: tests/test_devices.py)."""
+    for bn in _layers_of(model, layers.BatchNormalization):
+        bn.synchronized = True
+
+
+def train_batch(model: keras.Model, x, y) -> float:
+    """One training step of a compiled model on (x, y); under a multi-device strategy each replica
+    takes a consecutive share of the batch (``train_on_batch`` would give each the whole batch).
+    The batch's mean loss."""
+    if replicas(model) == 1:
+        return float(model.train_on_batch(x, y, return_dict=True)["loss"])
+    if len(x) < replicas(model):
+        raise ValueError(f"a batch of {len(x)} cannot be split over {replicas(model)} devices")
+    if not model.optimizer.built:  # its variables are made here, mirrored, not inside the replicas' step
+        with model.distribute_strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    model.make_train_function()
+    model.reset_metrics()
+    return float(model.train_function([(*_per_replica(model.distribute_strategy, x, y), None)])["loss"])
+
+
 def predict_batch(feature_model: keras.Model, x, pad_to: int | None = None):
     """Features of one batch of subtomograms, shape (n, b, b, b) or (n, b, b, b, 1), in inference mode,
     as a float32 array. Runs Keras's compiled predict step (traced once per model and batch shape), not
@@ -125,8 +166,11 @@ def predict_batch(feature_model: keras.Model, x, pad_to: int | None = None):
     x = np.asarray(x, np.float32)
     x = x if x.ndim == 5 else x[..., None]
     n = len(x)
-    if pad_to is not None and 0 < n < pad_to:
+    pad_to = max(pad_to or 0, replicas(feature_model))
+    if 0 < n < pad_to:
         x = np.concatenate([x, np.zeros((pad_to - n, *x.shape[1:]), np.float32)])
+    if replicas(feature_model) > 1:  # each replica a share (the outputs come back concatenated in order)
+        (x,) = _per_replica(feature_model.distribute_strategy, x)
     return np.asarray(feature_model.predict_on_batch(x), np.float32)[:n]
 
 

@@ -43,3 +43,20 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def peak_rss_mb(reset: bool = False) -> float | None:
+    """This process's peak resident memory in MB (Linux VmHWM) since it started or since the last
+    ``reset=True`` call (which then starts a new peak at the current size); None where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            peak = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+    return peak

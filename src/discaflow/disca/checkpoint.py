@@ -51,6 +51,8 @@ class IterationState:
     loss: float | None
     cluster_sizes: list
     seconds: dict = field(default_factory=dict)
+    rss_peak_mb: dict = field(default_factory=dict)  # per step, where the OS tells
+    devices: int = 1  # replicas the M-step trained on
 
     @classmethod
     def from_dict(cls, d: dict) -> "IterationState":

@@ -54,6 +54,8 @@ class DiscaConfig:
     epochs_per_iteration: int = _key(1, {"type": "integer", "minimum": 1}, "training epochs per M-step")
     rotation_copies: int = _key(1, {"type": "integer", "minimum": 0}, "randomly rotated copies of each subtomogram per epoch")
     batch_size: int = _key(64, {"type": "integer", "minimum": 1}, "training batch size")
+    train_per_cluster: int = _key(1000, {"type": "integer", "minimum": 0},
+                                  "subtomograms of each cluster an M-step epoch trains on, drawn anew each epoch (0: all)")
     batchnorm_samples: int = _key(1024, {"type": "integer", "minimum": 0},
                                   "subtomograms that recompute BatchNorm statistics after each M-step (0: off, as the paper)")
     precision: str = _key("auto", {"enum": list(PRECISIONS)},

@@ -138,11 +138,15 @@ class _Run:
     """One process's share of a run: the network in memory from one iteration to the next."""
 
     def __init__(self, config: DiscaConfig, store, state_dir: Path, stop: _StopFlag):
-        from discaflow.disca.mstep import Trainer, configure_tensorflow
+        from discaflow.disca.mstep import Trainer, configure_tensorflow, device_strategy
 
         configure_tensorflow(config.deterministic)
         self.config, self.store, self.state_dir, self.stop = config, store, state_dir, stop
-        self.trainer = Trainer(store, config, stop.check)
+        self.strategy = device_strategy()
+        self.devices = self.strategy.num_replicas_in_sync if self.strategy else 1
+        if self.devices > 1:
+            log.info("training on %d devices (data-parallel, batch statistics synchronised)", self.devices)
+        self.trainer = Trainer(store, config, stop.check, self.devices)
         self._radial = self._radial_pca = self._warmup_labels = None
 
     def radial(self) -> np.ndarray:
@@ -163,6 +167,12 @@ class _Run:
         return self._radial_pca
 
     def run(self, done: list[int], init_from, max_new_iterations: int | None) -> None:
+        if self.strategy is None:
+            return self._run(done, init_from, max_new_iterations)
+        with self.strategy.scope():  # every network built or loaded here is mirrored on the devices
+            return self._run(done, init_from, max_new_iterations)
+
+    def _run(self, done: list[int], init_from, max_new_iterations: int | None) -> None:
         import keras
 
         from discaflow import model as M
@@ -184,6 +194,8 @@ class _Run:
         for i in range(start, stop_at):
             if classifier is None:  # resumed: the network the last complete iteration saved
                 classifier = M.load_model(ck.model_dir(self.state_dir, i) / "model.keras")
+                if self.devices > 1:
+                    M.synchronize_batchnorm(classifier)
             # what a reload would reset, reset here, so that a kept network continues as a reloaded one
             # (bit-identical resume): the input dropout's random stream and the global seeds
             M.reset_random_state(classifier)
@@ -209,11 +221,15 @@ class _Run:
         from discaflow import model as M
         from discaflow.cluster.mixtures import agreement, ddbi, fit_pca
 
+        from discaflow.progress import peak_rss_mb
+
         c, trainer = self.config, self.trainer
         t0 = time.perf_counter()
+        peak_rss_mb(reset=True)
         feature_model = classifier.get_layer("yopo_features")
         features = trainer.features(feature_model, f"iteration {i}: features")
         t_features = time.perf_counter() - t0
+        rss = {"features": peak_rss_mb(reset=True)}
         pca = fit_pca(features, c.pca_components, c.seed)
         z = pca.transform(features.astype(np.float64))
         cands = rules.candidates_for(c, len(z))
@@ -238,6 +254,7 @@ class _Run:
         score = ddbi(z, labels, REG_COVAR)
         score_radial = ddbi(self.radial_pca(), labels, REG_COVAR) if rules.radial_ddbi(c) else None
         t_gmm = time.perf_counter() - t0 - t_features
+        rss["mixtures"] = peak_rss_mb(reset=True)
         converged, cycle = rules.labels_converged(agree, agree_two_back, c, warmup)
         finished = converged or i + 1 >= c.max_iterations
         lr, alpha = rules.learning_rate(c, i), rules.label_smoothing(i)
@@ -251,18 +268,20 @@ class _Run:
             from discaflow.progress import Progress
 
             progress = Progress(f"iteration {i}: training {c.epochs_per_iteration} epoch(s)",
-                                c.epochs_per_iteration * trainer.n * (c.rotation_copies + 1))
+                                c.epochs_per_iteration * len(trainer.epoch_sample(labels)) * (c.rotation_copies + 1))
             for epoch in range(c.epochs_per_iteration):
-                loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch, progress)
+                loss = trainer.train_epoch(classifier, targets, lr, i * 1000 + epoch, progress, labels)
             progress.close()
             trainer.recalibrate_batchnorm(classifier.get_layer("yopo_features"), i + 1)
+            rss["training"] = peak_rss_mb()
         state = ck.IterationState(
             iteration=i, k=e.k, ddbi=score, ddbi_radial=score_radial, agreement=agree, agreement_two_back=agree_two_back,
             converged=converged, cycle=cycle, finished=finished, candidates=cands, bic=e.bic,
             warm_start_kept=e.warm_start_kept, k_bic=e.k_bic, splits=e.splits, merges=e.merges, in_warmup=warmup,
             result_converged=rules.result_converged(c), learning_rate=lr, label_smoothing=alpha, loss=loss,
             cluster_sizes=np.bincount(labels).tolist(),
-            seconds={"features": t_features, "mixtures": t_gmm, "total": time.perf_counter() - t0})
+            seconds={"features": t_features, "mixtures": t_gmm, "total": time.perf_counter() - t0},
+            rss_peak_mb={k: v for k, v in rss.items() if v is not None}, devices=self.devices)
         ck.write_iteration(self.state_dir, state, labels=labels, posterior=e.posterior, z=z, pca=pca, mixture=e.mixture,
                            save_model=None if finished else (lambda d: classifier.save(d / "model.keras")))
         return state, classifier, labels

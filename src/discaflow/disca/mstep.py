@@ -3,6 +3,7 @@ smoothed labels with rotated copies, the softmax head's refit, BatchNorm recalib
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -59,12 +60,13 @@ def store_features(feature_model, store, batch_size: int = 128, check=None, prog
 
 
 class Trainer:
-    """Streams a store through a run's Keras models (``check()`` between batches: the stop flag)."""
+    """Streams a store through a run's Keras models (``check()`` between batches: the stop flag;
+    ``devices``: the replicas of the strategy the models are built in)."""
 
-    def __init__(self, store, config: DiscaConfig, check=lambda: None):
+    def __init__(self, store, config: DiscaConfig, check=lambda: None, devices: int = 1):
         from discaflow import model as M
 
-        self.M, self.store, self.config, self.check = M, store, config, check
+        self.M, self.store, self.config, self.check, self.devices = M, store, config, check, devices
         self.n = len(store)
 
     def features(self, feature_model, what: str = "features") -> np.ndarray:
@@ -76,12 +78,14 @@ class Trainer:
         finally:
             p.close()
 
-    def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, epoch_seed: int, progress=None) -> float:
-        """One epoch over every subtomogram and ``rotation_copies`` randomly rotated copies of each, read
-        and rotated on worker threads while the network trains; the mean loss."""
+    def train_epoch(self, classifier, targets: np.ndarray, learning_rate: float, epoch_seed: int, progress=None,
+                    labels: np.ndarray | None = None) -> float:
+        """One epoch over the subtomograms (``labels`` given: at most ``train_per_cluster`` of each
+        cluster) and ``rotation_copies`` randomly rotated copies of each, read and rotated on worker
+        threads while the network trains; the mean loss."""
         from discaflow.augment import random_rotation_batch
 
-        batches, rng = self.epoch_batches(epoch_seed)
+        batches, rng = self.epoch_batches(epoch_seed, labels)
         seeds = rng.integers(0, 2**63 - 1, len(batches))
 
         def streamed(j):
@@ -96,14 +100,30 @@ class Trainer:
         return self.train_on(classifier, prefetch(streamed, range(len(batches)), workers=workers, depth=2 * workers),
                              learning_rate, progress)
 
-    def epoch_batches(self, epoch_seed: int) -> tuple[list[np.ndarray], np.random.Generator]:
+    def epoch_batches(self, epoch_seed: int, labels: np.ndarray | None = None) -> tuple[list[np.ndarray], np.random.Generator]:
         """An epoch's batches of (index, copy) pairs in a seeded random order (copy 0: the original;
-        ``rotation_copies`` rotated copies each), and the generator that drew them."""
+        ``rotation_copies`` rotated copies each), and the generator that drew them. With ``labels``,
+        a cluster larger than ``train_per_cluster`` contributes a random sample of that many, drawn
+        anew each epoch. A batch too small to split over the devices (the last, at most devices − 1
+        pairs) is left out."""
         c = self.config
         rng = np.random.default_rng([c.seed, epoch_seed, 17])
-        pairs = np.stack(np.meshgrid(np.arange(self.n), np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
+        chosen = self.epoch_sample(labels, rng)
+        pairs = np.stack(np.meshgrid(chosen, np.arange(c.rotation_copies + 1), indexing="ij"), -1).reshape(-1, 2)
         pairs = pairs[rng.permutation(len(pairs))]
-        return [pairs[i: i + c.batch_size] for i in range(0, len(pairs), c.batch_size)], rng
+        batches = [pairs[i: i + c.batch_size] for i in range(0, len(pairs), c.batch_size)]
+        return [b for b in batches if len(b) >= self.devices], rng
+
+    def epoch_sample(self, labels: np.ndarray | None, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The subtomograms (sorted indices) an epoch trains on: all, or with ``labels`` at most
+        ``train_per_cluster`` of each cluster (0: all)."""
+        m = self.config.train_per_cluster
+        if labels is None or m == 0:
+            return np.arange(self.n)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        keep = [idx if len(idx) <= m else rng.choice(idx, m, replace=False)
+                for idx in (np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1))]
+        return np.sort(np.concatenate(keep))
 
     def train_on(self, classifier, stream, learning_rate: float, progress=None) -> float:
         """Train on every (x, y) batch of ``stream`` at ``learning_rate``; the mean loss.
@@ -112,7 +132,7 @@ class Trainer:
         losses = []
         for x, y in stream:
             self.check()
-            losses.append(float(classifier.train_on_batch(x, y, return_dict=True)["loss"]))
+            losses.append(self.M.train_batch(classifier, x, y))
             if progress is not None:
                 progress.advance(len(x))
         return float(np.mean(losses)) if losses else float("nan")
@@ -144,7 +164,8 @@ class Trainer:
             for s in range(0, self.n, c.batch_size):
                 self.check()
                 idx = order[s: s + c.batch_size]
-                head.train_on_batch(features[idx], targets[idx])
+                if len(idx) >= self.devices:
+                    self.M.train_batch(head, features[idx], targets[idx])
 
     def initial_classifier(self, box_vox: int, feature_model=None):
         """A compiled classifier (YOPO + a one-class head) from ``feature_model`` or a new network."""
@@ -158,7 +179,23 @@ class Trainer:
         keras = self.M.keras
         classifier.compile(optimizer=keras.optimizers.Nadam(self.config.learning_rate), loss=keras.losses.CategoricalHinge())
         classifier.optimizer.build(classifier.trainable_variables)  # saved and loaded with all its variables
+        if self.devices > 1:
+            self.M.synchronize_batchnorm(classifier)
         return classifier
+
+
+@functools.cache
+def device_strategy():
+    """A ``tf.distribute.MirroredStrategy`` over the GPUs this process sees (on SLURM, the job's
+    ``resources.disca_round.gpu``), or without a GPU over the logical CPU devices where more than one
+    is configured (tests); None for a single device. One per process: a second strategy's collective
+    keys collide with the first's (shape mismatch in a collective op, measured)."""
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        return None
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def resolve_precision(precision: str, deterministic: bool = False) -> str:
