@@ -65,6 +65,16 @@ def replica_spread(model):
 
 out["bn_replica_spread_synchronized"] = replica_spread(dist)
 out["bn_replica_spread_unsynchronized"] = replica_spread(drifting)
+# the input dropout draws other noise on each replica (Keras's layer: the same on both)
+with two.scope():
+    drop, plain = M.ReplicaGaussianDropout(0.5, seed=3), keras.layers.GaussianDropout(0.5, seed=3)
+ones = np.ones((4, 6), np.float32)
+for name, layer in (("replica_dropout", drop), ("keras_dropout", plain)):
+    r0, r1 = two.experimental_local_results(two.run(lambda v: layer(v, training=True), args=M._per_replica(two, ones)))
+    out[name + "_replicas_differ"] = bool(np.abs(np.asarray(r0) - np.asarray(r1)).max() > 0)
+single, reference = M.ReplicaGaussianDropout(0.5, seed=3), keras.layers.GaussianDropout(0.5, seed=3)
+out["one_device_dropout_is_keras"] = bool(np.array_equal(np.asarray(single(ones, training=True)),
+                                                         np.asarray(reference(ones, training=True))))
 try:
     M.train_batch(dist, x[0][:1], y[0][:1])
 except ValueError as e:
@@ -115,6 +125,8 @@ def test_training_on_two_devices_equals_one_device_and_a_run_resumes(tmp_path):
     assert out["bn_replica_spread_synchronized"] == 0.0
     assert out["bn_replica_spread_unsynchronized"] > 1e-6
     assert "cannot be split over 2 devices" in out["one_sample_refused"]
+    assert out["replica_dropout_replicas_differ"] and not out["keras_dropout_replicas_differ"]
+    assert out["one_device_dropout_is_keras"]
     assert out["stopped_converged"] is False
     assert out["history_devices"] == [2] * len(out["history_devices"]) and len(out["history_devices"]) >= 3
     assert {"features", "mixtures"} <= set(out["rss_keys"])

@@ -76,6 +76,25 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return keras.ops.cast(y, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="discaflow")
+class ReplicaGaussianDropout(layers.GaussianDropout):
+    """``keras.layers.GaussianDropout`` whose noise differs between the replicas of a multi-device
+    strategy: Keras's layer draws the same noise on every replica, so the i-th subtomogram of each
+    device's share would get the same noise field (tests/test_devices.py). On one device, and for
+    networks saved with Keras's layer, Keras's own noise."""
+
+    def call(self, inputs, training=False):
+        import tensorflow as tf
+
+        ctx = tf.distribute.get_replica_context()
+        if not (training and self.rate > 0) or ctx is None or ctx.num_replicas_in_sync == 1:
+            return super().call(inputs, training=training)
+        seed = tf.random.experimental.stateless_fold_in(tf.cast(self.seed_generator.next(), tf.int64),
+                                                        ctx.replica_id_in_sync_group)
+        stddev = (self.rate / (1.0 - self.rate)) ** 0.5
+        return inputs * tf.random.stateless_normal(tf.shape(inputs), seed, mean=1.0, stddev=stddev, dtype=inputs.dtype)
+
+
 def block_filters(n_blocks: int = 10, first: int = 64, step: int = 16) -> list[int]:
     return [first + step * i for i in range(n_blocks)]
 
@@ -87,7 +106,7 @@ def build_feature_model(box_vox: int = 24, n_blocks: int = 10, first_filters: in
         raise ValueError(f"a {box_vox}-voxel box allows at most {(box_vox - 1) // 2} 'valid' 3³ blocks, got {n_blocks}")
     init = keras.initializers.Orthogonal(seed=seed)
     inp = keras.Input(shape=(box_vox, box_vox, box_vox, 1), name="subtomogram")
-    x = layers.GaussianDropout(dropout_rate, seed=seed, name="gaussian_dropout")(inp)
+    x = ReplicaGaussianDropout(dropout_rate, seed=seed, name="gaussian_dropout")(inp)
     pooled = []
     for i, f in enumerate(block_filters(n_blocks, first_filters, filter_step)):
         x = layers.Conv3D(f, 3, padding="valid", kernel_initializer=init, bias_initializer="zeros", name=f"conv{i + 1}")(x)
