@@ -445,3 +445,26 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path, monkeypatc
     assert em.best_iteration_ == 1 and em.ddbi_ == em.history_[1]["ddbi_radial"]
     summary = export_result(tmp_path / "s", small_set, tmp_path / "out")
     assert summary["k"] == em.n_clusters_ and (tmp_path / "out" / "labels.star").exists()
+
+
+def test_bounded_mstep_trains_on_at_most_train_per_cluster_of_each_cluster():
+    """train_per_cluster M: each epoch trains on every member of a cluster of at most M and on M drawn
+    anew (seeded) from a larger one; where no cluster exceeds M the epoch is the full one, draw for draw."""
+    from discaflow.disca import DiscaConfig
+    from discaflow.disca.mstep import Trainer
+
+    labels = np.repeat([0, 1, 2], [50, 8, 30])
+    trainer = Trainer(store=range(len(labels)), config=DiscaConfig(train_per_cluster=20, rotation_copies=1, batch_size=16))
+    batches, _ = trainer.epoch_batches(epoch_seed=1, labels=labels)
+    pairs = np.concatenate(batches)
+    chosen = np.unique(pairs[:, 0])
+    assert np.bincount(labels[chosen]).tolist() == [20, 8, 20]
+    assert sorted(np.bincount(pairs[:, 1]).tolist()) == [48, 48]  # each chosen one: original + one rotated copy
+    again, _ = trainer.epoch_batches(epoch_seed=1, labels=labels)
+    other, _ = trainer.epoch_batches(epoch_seed=2, labels=labels)
+    assert np.array_equal(np.concatenate(again), pairs)  # seeded
+    assert not np.array_equal(np.unique(np.concatenate(other)[:, 0]), chosen)  # drawn anew each epoch
+    roomy = Trainer(store=range(len(labels)), config=DiscaConfig(train_per_cluster=50, rotation_copies=1, batch_size=16))
+    full = Trainer(store=range(len(labels)), config=DiscaConfig(train_per_cluster=0, rotation_copies=1, batch_size=16))
+    for a, b in zip(roomy.epoch_batches(3, labels)[0], full.epoch_batches(3, None)[0], strict=True):
+        assert np.array_equal(a, b)
