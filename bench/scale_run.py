@@ -57,6 +57,25 @@ with SubtomogramStore(sys.argv[1]) as s:
 print(json.dumps({"seconds": seconds, "peak_rss_mb": PEAK_RSS_MB, **r, **clustering_scores(truth, labels)}))
 """.replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
+def summarise(iterations: list[dict]) -> dict:
+    """Per-iteration seconds and peak RSS per step: features over every iteration but the first;
+    mixtures over the iterations after the warm-up (their E-step fits the candidates and tests splits
+    and merges; a warm-up iteration reuses the radial labels); the M-step over the iterations that
+    trained. ``fixed_seconds``: iteration 0's mixtures step (the radial descriptors and their
+    clustering, once per run)."""
+    later = iterations[1:] or iterations
+    after = [h for h in iterations if not h["in_warmup"]] or later
+    trained = [h for h in iterations if "training" in h["rss_peak_mb"]]
+    seconds = {"features": sum(h["seconds"]["features"] for h in later) / len(later),
+               "mixtures": sum(h["seconds"]["mixtures"] for h in after) / len(after),
+               "training": sum(h["seconds"]["total"] - h["seconds"]["features"] - h["seconds"]["mixtures"]
+                               for h in trained) / len(trained)}
+    rss = {stage: max(h["rss_peak_mb"][stage] for h in (trained if stage == "training" else iterations))
+           for stage in seconds}
+    return {"per_iteration": {"seconds": seconds, "rss_peak_mb": rss}, "seconds_per_iteration": sum(seconds.values()),
+            "fixed_seconds": iterations[0]["seconds"]["mixtures"]}
+
+
 ITERATIONS_PER_RUN = 20  # the projected run: DiscaConfig's max_iterations
 
 
@@ -65,6 +84,7 @@ def project(target: int = 200_000) -> dict:
     import numpy as np
 
     runs = sorted((json.loads(p.read_text()) for p in RESULTS.glob("scale_run_*.json")), key=lambda r: r["n"])
+    runs = [{**r, **summarise(r["iterations"])} for r in runs]
     if len(runs) < 2:
         raise SystemExit("--project needs at least two scale_run_*.json (two sizes)")
     n = np.array([r["n"] for r in runs], float)
@@ -117,18 +137,8 @@ def main() -> None:
     hist = fit.pop("history")
     fig["disca"] = fit
     fig["iterations"] = [{k: h[k] for k in ("iteration", "k", "in_warmup", "seconds", "rss_peak_mb", "cluster_sizes")} for h in hist]
-    trained = [h for h in hist if "training" in h["rss_peak_mb"]]
-    per = {"seconds": {}, "rss_peak_mb": {}}
-    for stage in ("features", "mixtures"):
-        later = [h for h in hist[1:]] or hist  # iteration 0 also clusters the radial descriptors (once)
-        per["seconds"][stage] = sum(h["seconds"][stage] for h in later) / len(later)
-        per["rss_peak_mb"][stage] = max(h["rss_peak_mb"][stage] for h in hist)
-    per["seconds"]["training"] = sum(h["seconds"]["total"] - h["seconds"]["features"] - h["seconds"]["mixtures"]
-                                     for h in trained) / len(trained)
-    per["rss_peak_mb"]["training"] = max(h["rss_peak_mb"]["training"] for h in trained)
-    fig["per_iteration"] = per
-    fig["seconds_per_iteration"] = sum(per["seconds"].values())
-    fig["fixed_seconds"] = max(0.0, hist[0]["seconds"]["mixtures"] - per["seconds"]["mixtures"])
+    fig.update(summarise(fig["iterations"]))
+    per = fig["per_iteration"]
     print(f"   {fit['seconds']:.0f} s for {len(hist)} iterations; per iteration {json.dumps(per)}", flush=True)
     print("3. exporting the result ...", flush=True)
     fig["export"] = run_child(EXPORT, store, work / "state", work / "out")
