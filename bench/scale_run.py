@@ -72,7 +72,9 @@ def summarise(iterations: list[dict]) -> dict:
                                for h in trained) / len(trained)}
     rss = {stage: max(h["rss_peak_mb"][stage] for h in (trained if stage == "training" else iterations))
            for stage in seconds}
-    return {"per_iteration": {"seconds": seconds, "rss_peak_mb": rss}, "seconds_per_iteration": sum(seconds.values()),
+    return {"per_iteration": {"seconds": seconds, "rss_peak_mb": rss,
+                              "rss_peak_bytes": {stage: int(mb * 2**20) for stage, mb in rss.items()}},
+            "seconds_per_iteration": sum(seconds.values()),
             "fixed_seconds": iterations[0]["seconds"]["mixtures"]}
 
 
