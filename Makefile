@@ -98,10 +98,11 @@ bench-radial-cost: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py
 
-# measured DISCA runs at 5,000 and 50,000 (narrow network, bounded M-step; ~1 h on 2 cores) and the
+# measured DISCA runs at 5,000, 20,000 and 50,000 (narrow network, bounded M-step; ~1 h on 2 cores) and the
 # projection to 200,000 from them
 bench-scale-run: $(STAMP)
 	$(BIN)/python bench/scale_run.py --n 5000 --max-iterations 4 --set epochs_per_iteration=1
+	$(BIN)/python bench/scale_run.py --n 20000 --max-iterations 4 --set epochs_per_iteration=1
 	$(BIN)/python bench/scale_run.py --n 50000 --max-iterations 5 --set epochs_per_iteration=1
 	$(BIN)/python bench/scale_run.py --project
 
