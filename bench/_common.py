@@ -134,9 +134,9 @@ def use_published_data_flow() -> None:
     from discaflow.disca import mstep
 
     class MaterialisedTrainer(mstep.Trainer):
-        def train_epoch(self, classifier, targets, learning_rate, epoch_seed, progress=None):
+        def train_epoch(self, classifier, targets, learning_rate, epoch_seed, progress=None, labels=None):
             c = self.config
-            batches, _ = self.epoch_batches(epoch_seed)
+            batches, _ = self.epoch_batches(epoch_seed, labels)
             original = self.store.read(0, self.n)
             data = np.concatenate([original] + [random_rotation_batch(original, np.random.default_rng([c.seed, epoch_seed, 19, k]))
                                                 for k in range(c.rotation_copies)])

@@ -78,7 +78,7 @@ class DiscaConfig:
 
 
 # The published design (bench/table1.py's comparator): its E-step and its training settings.
-PUBLISHED = {"design": "reference", "learning_rate": 1e-5, "batchnorm_samples": 0}
+PUBLISHED = {"design": "reference", "learning_rate": 1e-5, "batchnorm_samples": 0, "train_per_cluster": 0}
 
 # Keys of the workflow's disca section that are not DiscaConfig's (how the rule runs it).
 WORKFLOW_KEYS = {
