@@ -162,12 +162,14 @@ def synchronize_batchnorm(model: keras.Model) -> None:
 
 def train_batch(model: keras.Model, x, y) -> float:
     """One training step of a compiled model on (x, y); under a multi-device strategy each replica
-    takes a consecutive share of the batch (``train_on_batch`` would give each the whole batch).
-    The batch's mean loss."""
+    takes a consecutive share of the batch (``train_on_batch`` would give each the whole batch) and
+    batch statistics are all-reduced (synchronize_batchnorm). The batch's mean loss."""
     if replicas(model) == 1:
         return float(model.train_on_batch(x, y, return_dict=True)["loss"])
     if len(x) < replicas(model):
         raise ValueError(f"a batch of {len(x)} cannot be split over {replicas(model)} devices")
+    if model.train_function is None:  # before the step is traced
+        synchronize_batchnorm(model)
     if not model.optimizer.built:  # its variables are made here, mirrored, not inside the replicas' step
         with model.distribute_strategy.scope():
             model.optimizer.build(model.trainable_variables)

@@ -194,8 +194,6 @@ class _Run:
         for i in range(start, stop_at):
             if classifier is None:  # resumed: the network the last complete iteration saved
                 classifier = M.load_model(ck.model_dir(self.state_dir, i) / "model.keras")
-                if self.devices > 1:
-                    M.synchronize_batchnorm(classifier)
             # what a reload would reset, reset here, so that a kept network continues as a reloaded one
             # (bit-identical resume): the input dropout's random stream and the global seeds
             M.reset_random_state(classifier)

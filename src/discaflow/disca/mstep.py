@@ -179,8 +179,6 @@ class Trainer:
         keras = self.M.keras
         classifier.compile(optimizer=keras.optimizers.Nadam(self.config.learning_rate), loss=keras.losses.CategoricalHinge())
         classifier.optimizer.build(classifier.trainable_variables)  # saved and loaded with all its variables
-        if self.devices > 1:
-            self.M.synchronize_batchnorm(classifier)
         return classifier
 
 
