@@ -63,7 +63,7 @@ def write_result(name: str, figures: dict) -> Path:
 
 # Peak resident memory of the running process in MB, as a Python expression for child scripts: VmHWM
 # of the child itself (ru_maxrss would carry the parent's peak across exec on Linux).
-PEAK_RSS_MB = 'int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024'
+PEAK_RSS_MB = '__import__("discaflow.progress").progress.peak_rss_mb()'
 
 
 def run_child(code: str, *args) -> dict:

@@ -38,7 +38,7 @@ from discaflow.disca import Disca
 store, state, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t = time.perf_counter()
 em = Disca(**params).fit(store, state)
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": PEAK_RSS_MB, "history": em.history_}))
+print(json.dumps({"seconds": time.perf_counter() - t, "history": em.history_}))
 """.replace("PEAK_RSS_MB", PEAK_RSS_MB)
 
 EXPORT = r"""
