@@ -85,7 +85,8 @@ PRESETS = {
 }
 # discaflow.disca.PUBLISHED but for its learning rate (the preset's is used by both methods), plus the
 # reference's precision (its data flow: run_disca's ``published``)
-REFERENCE_DESIGN = {"design": "reference", "batchnorm_samples": 0, "train_per_cluster": 0, "precision": "float32"}
+REFERENCE_DESIGN = {"design": "reference", "batchnorm_samples": 0, "train_per_cluster": 0, "fit_sample": 0,
+                    "precision": "float32"}
 # The paper's Table 1 (DISCA): homogeneity and accuracy (%) per SNR; template matching's homogeneity.
 PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.8712, 0.001: 0.8719},
               "accuracy": {0.1: 99.70, 0.03: 97.80, 0.01: 94.80, 0.003: 94.25, 0.001: 94.50}},

@@ -265,3 +265,31 @@ def test_cluster_radial_finds_the_classes_and_does_not_over_split(tmp_path):
         labels = cluster_radial(f, range(2, 9))
         assert labels.max() + 1 == len(names) and homogeneity_score(truth, labels) >= 0.95, (names, np.bincount(labels))
         assert np.array_equal(labels, cluster_radial(f, range(2, 9)))  # seeded
+        # fitted to a sample, every subtomogram assigned: the same classes
+        sampled = cluster_radial(f, range(2, 9), max_fit=len(f) * 3 // 4)
+        assert sampled.max() + 1 == len(names) and homogeneity_score(truth, sampled) >= 0.95, np.bincount(sampled)
+        assert np.array_equal(cluster_radial(f, range(2, 9), max_fit=len(f)), labels)  # no smaller than N: all
+
+
+def test_assign_by_gaussians_gives_a_cluster_of_about_d_members_its_own_region():
+    """Five members in six dimensions: a singular covariance of its own, shrunk towards the pooled one,
+    still claims new points drawn where it lies; a large cluster keeps its own."""
+    from discaflow.cluster.mixtures import assign_by_gaussians
+
+    rng = np.random.default_rng(0)
+    d = 6
+    big, small = rng.normal(0, 1, (300, d)), rng.normal(6, 1, (5, d))
+    fitted, labels = np.vstack([big, small]), np.repeat([0, 1], [300, 5])
+    new = np.vstack([rng.normal(0, 1, (200, d)), rng.normal(6, 1, (200, d))])
+    got = assign_by_gaussians(fitted, labels, new)
+    assert np.mean(got[:200] == 0) > 0.99 and np.mean(got[200:] == 1) > 0.95
+    assert np.array_equal(assign_by_gaussians(fitted, labels, fitted), labels)
+
+
+def test_fit_sample_is_seeded_and_none_when_all_are_used():
+    from discaflow.cluster.mixtures import fit_sample
+
+    assert fit_sample(100, 0) is None and fit_sample(100, 100) is None and fit_sample(100, 500) is None
+    s = fit_sample(1000, 50, seed=3)
+    assert len(s) == len(set(s)) == 50 and np.all(np.diff(s) > 0) and np.array_equal(s, fit_sample(1000, 50, seed=3))
+    assert not np.array_equal(s, fit_sample(1000, 50, seed=4))

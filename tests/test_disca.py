@@ -418,7 +418,8 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path, monkeypatc
     """design discaflow: the warm-up iteration's labels are radial.cluster_radial's clustering of the
     radial descriptors (no BIC on the network's features); after it each cluster is tested on the
     radial descriptors (records marked "radial") and pairs of clusters for a merge (records under
-    "merges"); the run completes (resumed under another n_jobs) and its bundle exports. (The criteria
+    "merges"); the run completes (resumed under another n_jobs) and its bundle exports. Fitted to a
+    sample of the store (fit_sample), every subtomogram labelled. (The criteria
     themselves: tests/test_cluster.py; the E-step alone: tests/test_disca_core.py.)"""
     from discaflow.disca import export_result
     from discaflow.cluster.radial import cluster_radial, store_radial_features
@@ -426,18 +427,22 @@ def test_radial_warm_up_and_split_run_and_export(small_set, tmp_path, monkeypatc
     from discaflow.disca import estep
 
     monkeypatch.setattr(estep, "RADIAL_SPLIT_DIMS", 4)  # clusters of 20 are too small to test in 24 dimensions
-    params = {**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0}
+    # fit_sample 55 of 60: the warm-up clustering and the E-step's tests fitted to a sample, all assigned
+    # (at 45 the sample's clusters of 15 are too few for 16 PCA dimensions: K 2)
+    params = {**TINY, "max_iterations": 2, "warmup_iterations": 1, "epochs_per_iteration": 1, "rotation_copies": 0,
+              "fit_sample": 55}
     # the warm-up on one process, the rest resumed on two: n_jobs is not part of the run's identity
     _run({**params, "n_jobs": 1}, small_set, tmp_path / "s", max_new_iterations=1)
     em = _run({**params, "n_jobs": 2}, small_set, tmp_path / "s")
     with SubtomogramStore(small_set) as s:
-        expected = cluster_radial(store_radial_features(s), TINY["k_candidates"])
+        expected = cluster_radial(store_radial_features(s), TINY["k_candidates"], max_fit=55)
     warm = em.history_[0]
     assert warm["in_warmup"] and warm["bic"] == {} and warm["k"] == expected.max() + 1 == 3
     assert np.array_equal(np.load(tmp_path / "s" / "iter_000" / "labels.npy"), expected)
     assert not em.history_[1]["in_warmup"] and em.history_[1]["bic"]  # BIC on the network's features after it
     radial = [[r for r in h["splits"] if r.get("features") == "radial"] for h in em.history_]
     assert radial[0] == [] and all(radial[1:]), radial  # none in the warm-up, every cluster tested after
+    assert sum(r["size"] for r in radial[1]) == 55 and len(np.load(tmp_path / "s" / "iter_001" / "labels.npy")) == 60
     assert all(r["cluster"] < h["k"] + len(h["merges"]) for rs, h in zip(radial, em.history_) for r in rs)
     assert em.history_[0]["merges"] == [] and all(len(r["clusters"]) == 2 for h in em.history_ for r in h["merges"])
     # both DDBIs recorded; the result the lowest radial one after the warm-up (not converged in 2 iterations)

@@ -77,6 +77,30 @@ def test_the_radial_merge_joins_clusters_that_differ_only_in_the_network_space()
     assert homogeneity_score(truth, e.labels) == 1.0 and homogeneity_score(e.labels, truth) == 1.0
 
 
+def test_an_e_step_fitted_to_a_sample_labels_every_subtomogram():
+    """``fit_on``: mixtures and split/merge tests on a sample, all assigned. Without a split the fitted
+    mixture's labels; with one (two classes one cluster in z, apart in the radial descriptors) one
+    Gaussian per cluster in z and radial together: K 3, every subtomogram right."""
+    from discaflow.cluster.mixtures import fit_sample
+
+    z, truth = _blobs([0, 8, 16], 400, 4, 7)
+    sample = fit_sample(len(z), 200, seed=0)
+    full = e_step(z, candidates=range(2, 7), design="reference", warmup=False, seed=0)
+    e = e_step(z, candidates=range(2, 7), design="reference", warmup=False, seed=0, fit_on=sample)
+    assert e.k == full.k == 3 and len(e.labels) == len(z) and homogeneity_score(truth, e.labels) == 1.0
+    assert np.array_equal(e.mixture.predict(z), e.labels) and e.posterior.shape == (len(z),)
+    again = e_step(z, candidates=range(2, 7), design="reference", warmup=False, seed=0, fit_on=sample,
+                   previous_labels=(truth + 1) % 3)
+    assert np.array_equal(again.labels, (truth + 1) % 3)  # numbered as the previous iteration, all N
+
+    z, truth = _blobs([0, 10, 10], 400, 4, 3)
+    radial, _ = _blobs([0, 8, 16], 400, 6, 4)
+    sample = fit_sample(len(z), 300, seed=0)
+    e = e_step(z, candidates=range(2, 7), design="discaflow", warmup=False, radial=radial, seed=0, fit_on=sample)
+    assert e.k_bic == 2 and e.k == 3 and homogeneity_score(truth, e.labels) == 1.0
+    assert all(r["size"] <= 300 for r in e.splits)  # the tests saw the sample only
+
+
 def test_convergence_and_the_result_iteration():
     c, ref = DiscaConfig(), DiscaConfig(**PUBLISHED)
     assert labels_converged(None, None, c, False) == (False, False)  # the first iteration

@@ -192,6 +192,31 @@ def mixture_from_labels(z: np.ndarray, labels: np.ndarray, reg_covar: float = 1e
     return gm
 
 
+def fit_sample(n: int, size: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of a seeded random sample of ``size`` of ``n`` items; None when ``size`` is 0
+    or at least ``n`` (fit on all)."""
+    if size <= 0 or size >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def assign_by_gaussians(fitted: np.ndarray, labels: np.ndarray, features: np.ndarray,
+                        reg_covar: float = 1e-5) -> np.ndarray:
+    """Labels of ``features`` (M × d) by one full-covariance Gaussian per label of ``fitted`` (N × d,
+    ``labels`` 0..K-1, none empty), maximum posterior. Each cluster's covariance is shrunk towards the
+    pooled within-cluster covariance by d + 1 pseudo-members (regularised discriminant analysis): a
+    cluster with about d members has a singular covariance of its own, which would claim nothing
+    outside its members' hyperplane."""
+    fitted, labels = np.asarray(fitted, np.float64), np.asarray(labels)
+    k, d = int(labels.max()) + 1, fitted.shape[1]
+    sizes = np.bincount(labels, minlength=k)
+    means = np.array([fitted[labels == j].mean(axis=0) for j in range(k)])
+    scatter = np.array([(fitted[labels == j] - means[j]).T @ (fitted[labels == j] - means[j]) for j in range(k)])
+    pooled = scatter.sum(0) / max(len(labels) - k, 1)
+    covs = (scatter + (d + 1) * pooled) / (sizes + d + 1)[:, None, None] + reg_covar * np.eye(d)
+    return mixture_from_params(sizes / sizes.sum(), means, covs).predict(np.asarray(features, np.float64))
+
+
 def mixture_from_params(weights, means, covariances) -> GaussianMixture:
     """A fitted full-covariance GaussianMixture with these parameters (for predict / predict_proba)."""
     from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky

@@ -86,7 +86,7 @@ def store_radial_features(store, batch_size: int = 256, standardise: bool = True
 
 def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, split_dims: int = 24,
                    seed: int = 0, reg_covar: float = 1e-5, max_rounds: int = 8, max_parts: int | None = None,
-                   n_jobs: int | None = 1) -> np.ndarray:
+                   n_jobs: int | None = 1, max_fit: int = 0) -> np.ndarray:
     """Classical clustering of (standardised) radial descriptors: PCA to ``pca_components``, the
     Gaussian mixture with the lowest BIC over ``candidates`` K (mixtures.fit_mixtures) among those whose
     every cluster has more members than dimensions (else the smallest K), then every cluster
@@ -94,15 +94,23 @@ def cluster_radial(features: np.ndarray, candidates, pca_components: int = 16, s
     ``split_dims`` dimensions (at most the descriptor's) with one full vs several tied Gaussians
     (splitting.split_clusters), repeated until no cluster splits, at most ``max(candidates)`` clusters.
     The fits run on ``n_jobs`` processes (mixtures.parallel_map; the labels do not depend on it).
-    Returns labels 0..K-1.
+    With ``max_fit`` > 0 and more subtomograms than that, all of this is fitted to a seeded random
+    sample of ``max_fit`` and every subtomogram then assigned by one Gaussian per cluster
+    (mixtures.assign_by_gaussians). Returns labels 0..K-1.
 
     Why the recursive split: the global mixture sees the large differences between classes (the
     ribosome against RuBisCO) and merges small ones (the 20S proteasome and its capped form, whose
     radial profiles differ at a few radii only); inside the merged cluster that difference is the
     largest one (Table 1 set × 200, SNR 0.1: global BIC K = 3, 0.648; after the split K = 5, 0.993).
     """
-    from discaflow.cluster.mixtures import fit_mixtures, fit_pca, relabel_consecutive
+    from discaflow.cluster.mixtures import assign_by_gaussians, fit_mixtures, fit_pca, fit_sample, relabel_consecutive
     from discaflow.cluster.splitting import SPLIT_MAX_PARTS, split_clusters
+
+    sample = fit_sample(len(features), max_fit, seed)
+    if sample is not None:
+        fitted = cluster_radial(features[sample], candidates, pca_components, split_dims, seed, reg_covar, max_rounds,
+                                max_parts, n_jobs)
+        return relabel_consecutive(assign_by_gaussians(features[sample], fitted, features, reg_covar))
 
     max_parts = SPLIT_MAX_PARTS if max_parts is None else max_parts
 

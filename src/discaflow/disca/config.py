@@ -56,6 +56,8 @@ class DiscaConfig:
     batch_size: int = _key(64, {"type": "integer", "minimum": 1}, "training batch size")
     train_per_cluster: int = _key(1000, {"type": "integer", "minimum": 0},
                                   "subtomograms of each cluster an M-step epoch trains on, drawn anew each epoch (0: all)")
+    fit_sample: int = _key(5000, {"type": "integer", "minimum": 0},
+                           "subtomograms the E-step's mixtures and split/merge tests are fitted to, all then assigned (0: all)")
     batchnorm_samples: int = _key(1024, {"type": "integer", "minimum": 0},
                                   "subtomograms that recompute BatchNorm statistics after each M-step (0: off, as the paper)")
     precision: str = _key("auto", {"enum": list(PRECISIONS)},
@@ -78,7 +80,8 @@ class DiscaConfig:
 
 
 # The published design (bench/table1.py's comparator): its E-step and its training settings.
-PUBLISHED = {"design": "reference", "learning_rate": 1e-5, "batchnorm_samples": 0, "train_per_cluster": 0}
+PUBLISHED = {"design": "reference", "learning_rate": 1e-5, "batchnorm_samples": 0, "train_per_cluster": 0,
+             "fit_sample": 0}
 
 # Keys of the workflow's disca section that are not DiscaConfig's (how the rule runs it).
 WORKFLOW_KEYS = {

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from discaflow.cluster.mixtures import fit_mixtures, match_labels, mixture_from_labels, mixture_from_params, relabel_consecutive
+from discaflow.cluster.mixtures import assign_by_gaussians, fit_mixtures, match_labels, mixture_from_labels, mixture_from_params, relabel_consecutive
 from discaflow.cluster.splitting import SPLIT_MAX_PARTS, merge_clusters, split_clusters
 
 REG_COVAR = 1e-5  # added to every covariance diagonal (scikit-learn's default, the paper's code)
@@ -37,7 +37,7 @@ class EStep:
 
 def e_step(z: np.ndarray, *, candidates, design: str, warmup: bool, previous_labels: np.ndarray | None = None,
            warmup_labels: np.ndarray | None = None, radial: np.ndarray | None = None, seed: int = 0,
-           n_jobs: int = 1) -> EStep:
+           n_jobs: int = 1, fit_on: np.ndarray | None = None) -> EStep:
     """Labels of the PCA features ``z`` (N × d).
 
     * warm-up (design discaflow): the labels are ``warmup_labels`` (radial.cluster_radial's);
@@ -46,6 +46,12 @@ def e_step(z: np.ndarray, *, candidates, design: str, warmup: bool, previous_lab
       in the rotation-invariant ``radial`` descriptors (splitting.split_clusters, tied covariances) and
       pairs whose union that test declines to split merged (splitting.merge_clusters; parts of one split
       are never merged again). A split or merge is kept as the labels, and the mixture rebuilt from them.
+
+    ``fit_on``: indices of the subtomograms that the mixtures and the split and merge tests are fitted
+    to (None: all). The others get the fitted mixture's labels or, where a split or merge changed them,
+    those of one Gaussian per cluster in ``z`` and ``radial`` together (mixtures.assign_by_gaussians).
+    Why: BIC and the split tests find more structure in more data; fitted to all of 20,000 or 50,000
+    they over-split the five classes (bench/results/radial_subsample.json, scale_run_*.json).
     """
     bic, k_bic, warm = {}, None, None
     splits, merges = [], []
@@ -53,27 +59,39 @@ def e_step(z: np.ndarray, *, candidates, design: str, warmup: bool, previous_lab
         raw = np.asarray(warmup_labels)
         mixture = mixture_from_labels(z, raw, REG_COVAR, seed)
     else:
-        best, fits = fit_mixtures(z, candidates, previous_labels=previous_labels, reg_covar=REG_COVAR, seed=seed,
-                                  n_jobs=n_jobs)
+        sub = slice(None) if fit_on is None else fit_on
+        zs = z[sub]
+        best, fits = fit_mixtures(zs, candidates, previous_labels=None if previous_labels is None else previous_labels[sub],
+                                  reg_covar=REG_COVAR, seed=seed, n_jobs=n_jobs)
         mixture, k_bic, warm = best.mixture, best.k, best.warm
         bic = {str(k): f.bic for k, f in fits.items()}
-        raw = mixture.predict(z)
+        raw = mixture.predict(zs)
+        changed = False
         if design == "discaflow":
             # the split test first, so that each split is kept as it is: the network's PCA space may not
             # show it yet, which is what the M-step is to teach
+            rs = radial[sub]
             parents = relabel_consecutive(raw)
-            split, records = split_clusters(radial, parents, dims=RADIAL_SPLIT_DIMS, seed=seed, reg_covar=REG_COVAR,
+            split, records = split_clusters(rs, parents, dims=RADIAL_SPLIT_DIMS, seed=seed, reg_covar=REG_COVAR,
                                             max_clusters=max(candidates), covariance_type="tied",
                                             max_parts=SPLIT_MAX_PARTS, n_jobs=n_jobs)
             splits = [{**r, "features": "radial"} for r in records]
             if any(r["split"] for r in records):
                 raw = split
-            merged, merges = merge_clusters(radial, relabel_consecutive(raw), dims=RADIAL_SPLIT_DIMS, seed=seed,
+            merged, merges = merge_clusters(rs, relabel_consecutive(raw), dims=RADIAL_SPLIT_DIMS, seed=seed,
                                             reg_covar=REG_COVAR, covariance_type="tied", parents=parents, n_jobs=n_jobs)
             if merges:
                 raw = merged
-            if any(r["split"] for r in splits) or merges:
-                mixture = mixture_from_labels(z, raw, REG_COVAR, seed)
+            changed = any(r["split"] for r in splits) or bool(merges)
+        if fit_on is not None:
+            if changed:
+                joint = np.hstack([z, radial])
+                raw = assign_by_gaussians(joint[fit_on], relabel_consecutive(raw), joint, REG_COVAR)
+            else:
+                raw = mixture.predict(z)
+            raw = relabel_consecutive(raw)
+        if changed or fit_on is not None:
+            mixture = mixture_from_labels(z, raw, REG_COVAR, seed)
     labels = relabel_consecutive(raw)
     posterior = mixture.predict_proba(z)[np.arange(len(raw)), raw]
     if previous_labels is not None:

@@ -217,7 +217,7 @@ class _Run:
 
     def iteration(self, i: int, classifier, previous):
         from discaflow import model as M
-        from discaflow.cluster.mixtures import agreement, ddbi, fit_pca
+        from discaflow.cluster.mixtures import agreement, ddbi, fit_pca, fit_sample
 
         from discaflow.progress import peak_rss_mb
 
@@ -230,19 +230,20 @@ class _Run:
         rss = {"features": peak_rss_mb(reset=True)}
         pca = fit_pca(features, c.pca_components, c.seed)
         z = pca.transform(features.astype(np.float64))
-        cands = rules.candidates_for(c, len(z))
+        fit_on = fit_sample(len(z), c.fit_sample, c.seed)  # the same sample every iteration
+        cands = rules.candidates_for(c, len(z) if fit_on is None else len(fit_on))
         warmup = rules.in_warmup(c, i)
         if warmup and self._warmup_labels is None:  # the classical clustering, once per process
             from discaflow.cluster.radial import cluster_radial
 
             self._warmup_labels = cluster_radial(self.radial(), cands, split_dims=RADIAL_SPLIT_DIMS, seed=c.seed,
-                                                 reg_covar=REG_COVAR, n_jobs=c.n_jobs)
+                                                 reg_covar=REG_COVAR, n_jobs=c.n_jobs, max_fit=c.fit_sample)
             log.info("radial warm-up labels: K=%d, sizes %s", self._warmup_labels.max() + 1,
                      np.bincount(self._warmup_labels).tolist())
         warmup_labels = self._warmup_labels if warmup else None
         radial = self.radial() if c.design == "discaflow" and not warmup else None
         e = e_step(z, candidates=cands, design=c.design, warmup=warmup, previous_labels=previous,
-                   warmup_labels=warmup_labels, radial=radial, seed=c.seed + i, n_jobs=c.n_jobs)
+                   warmup_labels=warmup_labels, radial=radial, seed=c.seed + i, n_jobs=c.n_jobs, fit_on=fit_on)
         labels = e.labels
         agree = agree_two_back = None
         if previous is not None:
