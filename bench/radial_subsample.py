@@ -2,7 +2,7 @@
 `make bench-scale-run` kept its 50,000 store in bench/work/scale50k): the classical clustering of the
 radial descriptors (global BIC over K = 2–20, then the recursive split tests) on all N against the
 same on a random subsample, every subtomogram then assigned by a full-covariance Gaussian per cluster
-in descriptor space. K, homogeneity and completeness against the truth; the global BIC's K apart.
+in descriptor space (cluster_radial's ``max_fit``, as DISCA's ``fit_sample``). K, homogeneity and completeness against the truth; the global BIC's K apart.
 Writes bench/results/radial_subsample.json."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--store", default=str(REPO / "bench" / "work" / "scale50k" / "set.h5"))
     ap.add_argument("--samples", type=int, nargs="+", default=[5000, 0], help="subsample sizes (0: all)")
     args = ap.parse_args()
-    from discaflow.cluster.mixtures import fit_mixtures, fit_pca, mixture_from_labels
+    from discaflow.cluster.mixtures import fit_mixtures, fit_pca, fit_sample
     from discaflow.cluster.radial import cluster_radial, store_radial_features
     from discaflow.disca.estep import RADIAL_SPLIT_DIMS, REG_COVAR
     from discaflow.io.store import SubtomogramStore
@@ -32,16 +32,16 @@ def main() -> None:
     with SubtomogramStore(args.store) as s:
         truth = s.column("label")
         f = store_radial_features(s)
-    n, cands, rng = len(f), list(range(2, 21)), np.random.default_rng(0)
+    n, cands = len(f), list(range(2, 21))
     rows = []
     for m in args.samples:
-        idx = np.sort(rng.choice(n, m, replace=False)) if 0 < m < n else np.arange(n)
+        sample = fit_sample(n, m, 0)
+        idx = np.arange(n) if sample is None else sample
         t = time.perf_counter()
         z = fit_pca(f[idx], 16, 0).transform(f[idx])
         _, fits = fit_mixtures(z, cands, reg_covar=REG_COVAR, seed=0, n_jobs=-1)
-        labels = cluster_radial(f[idx], cands, split_dims=RADIAL_SPLIT_DIMS, seed=0, reg_covar=REG_COVAR, n_jobs=-1)
-        if len(idx) < n:
-            labels = mixture_from_labels(f[idx], labels, REG_COVAR, 0).predict(f)
+        # DISCA's warm-up (disca.fit_sample m): fitted to the sample, every subtomogram assigned
+        labels = cluster_radial(f, cands, split_dims=RADIAL_SPLIT_DIMS, seed=0, reg_covar=REG_COVAR, n_jobs=-1, max_fit=m)
         sc = clustering_scores(truth, labels)
         rows.append({"n": n, "fitted_on": len(idx), "global_bic_k": min(fits.values(), key=lambda x: x.bic).k,
                      **sc, "seconds": time.perf_counter() - t})

@@ -106,7 +106,7 @@ def scale(results: dict) -> list[str]:
         return []
     out = ["## Scale: measured DISCA runs and the projection to 200,000", "",
            "`make bench-scale-run`: the five shipped structures (SNR 0.1 paper convention, ±60°), narrow network, "
-           "one epoch per M-step on at most `train_per_cluster` of each cluster; seconds and peak RSS per step of an "
+           "one epoch per M-step on at most `train_per_cluster` of each cluster, E-step fitted to `fit_sample` of them; seconds and peak RSS per step of an "
            "iteration (features of all N; PCA, mixtures and split/merge tests; M-step with BatchNorm recalibration), "
            "whole process for export; accuracy of the exported labels against the truth.", "",
            "| N | iterations | features s | mixtures s | M-step s | s / iteration | peak RSS (GB) | export s | K | homogeneity | completeness | date | commit | machine |",
@@ -119,15 +119,15 @@ def scale(results: dict) -> list[str]:
     proj = results.get("scale_projection")
     if proj:
         out += ["", f"Projected at {proj['target_n']:,} from N = {', '.join(f'{n:,}' for n in proj['from_n'])} "
-                f"(`bench/scale_run.py --project`: features and mixtures a straight line in N, the bounded M-step its "
-                f"largest measured time): features {proj['features'] / 60:.0f} min, mixtures {proj['mixtures'] / 60:.1f} min, "
+                f"(`bench/scale_run.py --project`: features and mixtures a straight line in N, the M-step at its bound of "
+                f"{proj['training_bound_samples']:,} subtomograms at the slowest measured {proj['training_samples_per_s']:.0f} per s): features {proj['features'] / 60:.0f} min, mixtures {proj['mixtures'] / 60:.1f} min, "
                 f"M-step {proj['training'] / 60:.1f} min, **{proj['seconds_per_iteration'] / 3600:.2f} h per iteration, "
                 f"{proj['hours_per_run']:.1f} h for 20 iterations**, peak RSS {proj['rss_peak_mb'] / 1024:.1f} GB "
                 f"({_provenance(proj)})."]
     sub = results.get("radial_subsample")
     if sub:
-        out += ["", "Why accuracy falls with N (`make bench-radial-subsample`, the 50,000 store): the radial warm-up "
-                "clustering fitted on all of it against a subsample assigned to all —",
+        out += ["", "Why the E-step is fitted to a sample (`make bench-radial-subsample`, the 50,000 store): the radial "
+                "warm-up clustering fitted on all of it against a sample assigned to all —",
                 *[f"fitted on {r['fitted_on']:,}: global BIC K {r['global_bic_k']}, after the split tests K {r['k']}, "
                   f"homogeneity {r['homogeneity']:.3f}, completeness {r['completeness']:.3f};" for r in sub["rows"]],
                 f"({_provenance(sub)})."]

@@ -4,7 +4,8 @@ most ``train_per_cluster`` per cluster, result export) with the narrow network o
 record per stage the seconds and the peak RSS, with the accuracy against the truth. Each stage runs in
 its own process. Writes bench/results/scale_run_<N>.json; `--project` reads every scale_run_*.json
 and projects one EM iteration and a 20-iteration run at 200,000 from the measured per-stage scaling
-(a least-squares line in N per stage; training is bounded, so its time is the largest measured).
+(a least-squares line in N per features and mixtures; the M-step at its bound, max(k_candidates) ×
+train_per_cluster × (1 + rotation_copies) subtomograms, at the slowest measured training rate).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PEAK_RSS_MB, RESULTS, run_child, structure_path, write_result  # noqa: E402
 from disca import NAMES, NARROW  # noqa: E402
+
+from discaflow.disca.config import DiscaConfig  # noqa: E402
 
 SIMULATE = r"""
 import json, sys, time
@@ -81,6 +84,20 @@ def summarise(iterations: list[dict]) -> dict:
 ITERATIONS_PER_RUN = 20  # the projected run: DiscaConfig's max_iterations
 
 
+def mstep_samples(cluster_sizes: list[int], params: dict) -> int:
+    """Subtomograms (rotated copies included) one M-step trains on: at most train_per_cluster of each
+    cluster, (1 + rotation_copies) × epochs_per_iteration times."""
+    c = DiscaConfig().replace(**{k: v for k, v in params.items() if k in DiscaConfig.__dataclass_fields__})
+    per = sum(min(n, c.train_per_cluster) if c.train_per_cluster else n for n in cluster_sizes)
+    return per * (1 + c.rotation_copies) * c.epochs_per_iteration
+
+
+def trained_samples(run: dict) -> float:
+    """The mean number of subtomograms a measured M-step of ``run`` trained on."""
+    trained = [h for h in run["iterations"] if "training" in h["rss_peak_mb"]]
+    return sum(mstep_samples(h["cluster_sizes"], run["params"]) for h in trained) / len(trained)
+
+
 def project(target: int = 200_000) -> dict:
     """One EM iteration and a run of ITERATIONS_PER_RUN at ``target`` from every scale_run_*.json."""
     import numpy as np
@@ -93,8 +110,11 @@ def project(target: int = 200_000) -> dict:
     out = {"target_n": target, "from_n": n.astype(int).tolist()}
     for stage in ("features", "mixtures", "training"):
         s = np.array([r["per_iteration"]["seconds"][stage] for r in runs])
-        if stage == "training":  # bounded by train_per_cluster × K, not N
-            out[stage] = float(s.max())
+        if stage == "training":  # bounded by train_per_cluster × K, not N: the bound at the slowest measured rate
+            rate = min(trained_samples(r) / r["per_iteration"]["seconds"]["training"] for r in runs)
+            bound = max(DiscaConfig().k_candidates) * mstep_samples([10**9], runs[-1]["params"])
+            out.update(training_samples_per_s=rate, training_bound_samples=bound)
+            out[stage] = float(bound / rate)
         else:
             slope, icept = np.polyfit(n, s, 1)
             out[stage] = float(slope * target + icept)
