@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override DISCA parameters")
     ap.add_argument("--work-dir", default=None, help="keep the store and state here (default: a temporary directory)")
     ap.add_argument("--project", action="store_true", help="only project to 200,000 from the scale_run_*.json")
+    ap.add_argument("--result", default=None,
+                    help="result name (default scale_run_<N>; another name keeps the run out of the projection)")
     args = ap.parse_args()
     if args.project:
         fig = project()
@@ -169,7 +171,7 @@ def main() -> None:
                           **({"simulate": fig["simulate"]["peak_rss_mb"]} if "simulate" in fig else {})}
     e = fig["export"]
     print(f"   {e['seconds']:.0f} s; K = {e['k']}, homogeneity {e['homogeneity']:.3f}, completeness {e['completeness']:.3f}")
-    write_result(f"scale_run_{fig['n']}", fig)
+    write_result(args.result or f"scale_run_{fig['n']}", fig)
 
 
 if __name__ == "__main__":
