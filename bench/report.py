@@ -128,7 +128,7 @@ def scale(results: dict) -> list[str]:
         if name.startswith("scale_full_mstep_"):  # the bounded M-step against the published full one
             e, p = r["export"], r["per_iteration"]["seconds"]
             out += ["", f"The full M-step (`train_per_cluster: 0`, every subtomogram each epoch; "
-                    f"`bench/scale_run.py --n {r['n']} --set train_per_cluster=0 --result {name}`) at {r['n']:,}: "
+                    f"`make bench-scale-full-mstep`) at {r['n']:,}, against the bounded row above: "
                     f"M-step {p['training']:.0f} s per iteration, K {e['k']}, homogeneity {e['homogeneity']:.3f}, "
                     f"completeness {e['completeness']:.3f} ({_provenance(r)})."]
     sub = results.get("radial_subsample")
