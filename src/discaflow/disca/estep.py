@@ -83,14 +83,12 @@ def e_step(z: np.ndarray, *, candidates, design: str, warmup: bool, previous_lab
             if merges:
                 raw = merged
             changed = any(r["split"] for r in splits) or bool(merges)
-        if fit_on is not None:
-            if changed:
-                joint = np.hstack([z, radial])
-                raw = assign_by_gaussians(joint[fit_on], relabel_consecutive(raw), joint, REG_COVAR)
-            else:
-                raw = mixture.predict(z)
-            raw = relabel_consecutive(raw)
-        if changed or fit_on is not None:
+        if fit_on is not None and not changed:
+            raw = mixture.predict(z)  # the fitted mixture labels all, as without a sample
+        elif fit_on is not None:
+            joint = np.hstack([z, radial])
+            raw = relabel_consecutive(assign_by_gaussians(joint[fit_on], relabel_consecutive(raw), joint, REG_COVAR))
+        if changed:
             mixture = mixture_from_labels(z, raw, REG_COVAR, seed)
     labels = relabel_consecutive(raw)
     posterior = mixture.predict_proba(z)[np.arange(len(raw)), raw]
