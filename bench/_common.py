@@ -120,7 +120,10 @@ def load_named(name: str, voxel_size_A: float = 16.0):
         path = fixed
     s = load_structure(path, voxel_size_A, name=name, map_voxel_size_A=MAP_VOXEL_A.get(base))
     if name.startswith(MIRROR):
-        s = replace(s, density=np.ascontiguousarray(s.density[:, :, ::-1]))
+        mirrored = s.density[:, :, ::-1]
+        if mirrored.shape[2] % 2 == 0:  # reflect about the centre voxel b // 2, not about (b - 1) / 2
+            mirrored = np.roll(mirrored, 1, axis=2)
+        s = replace(s, density=np.ascontiguousarray(mirrored))
     return s
 
 

@@ -94,7 +94,8 @@ PAPER = {60: {"homogeneity": {0.1: 0.9878, 0.03: 0.9373, 0.01: 0.8746, 0.003: 0.
 PAPER_TEMPLATE_MATCHING = {0.1: 0.70, 0.001: 0.003}
 
 
-def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_convention: str = "final_volume") -> Path:
+def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_convention: str = "final_volume",
+             seed: int = 7) -> Path:
     from discaflow.simulate.imaging import Imaging
     from discaflow.simulate.subtomograms import simulate_subtomograms
 
@@ -102,7 +103,7 @@ def simulate(path: Path, names, snr: float, tilt: int, per_class: int, snr_conve
         structures = [load_named(n) for n in names]
         simulate_subtomograms(structures, path, Imaging(16.0, snr=snr, tilt_min_deg=-tilt, tilt_max_deg=tilt,
                                                                      snr_convention=snr_convention),
-                              per_class=per_class, seed=7, progress=False)
+                              per_class=per_class, seed=seed, progress=False)
     return path
 
 
