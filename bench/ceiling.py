@@ -89,19 +89,18 @@ def template_matching_ceiling(x: np.ndarray, y: np.ndarray, bank: np.ndarray, ba
     it knows the true structures). Accuracy over all of ``x``."""
     from sklearn.metrics import confusion_matrix
 
+    from discaflow.io.store import normalize_subtomograms
     from discaflow.metrics import clustering_scores
 
-    def unit(a):
-        a = a.reshape(len(a), -1).astype(np.float32)
-        a = a - a.mean(axis=1, keepdims=True)
-        return a / np.linalg.norm(a, axis=1, keepdims=True)
+    def flat(a):  # zero mean, unit variance: the dot product is the correlation × voxels
+        return normalize_subtomograms(a).reshape(len(a), -1)
 
     y, bank_y = np.asarray(y, int), np.asarray(bank_y, int)
     k = int(y.max()) + 1
-    b = unit(bank)
+    b = flat(bank)
     best = np.full((len(x), k), -np.inf, np.float32)
     for i in range(0, len(x), 256):
-        c = unit(x[i: i + 256]) @ b.T
+        c = flat(x[i: i + 256]) @ b.T
         for cls in range(k):
             best[i: i + 256, cls] = c[:, bank_y == cls].max(axis=1)
     pred = best.argmax(axis=1)

@@ -4,10 +4,9 @@ classical comparator's rotation-invariant descriptors cannot tell them apart and
 Groups (paper SNR convention, 16 Å voxels, 24³, 200 per class, seed 7): each group is a map and its
 enantiomer (`mirror-<map>`: the density reflected through a plane through the centre voxel — identical
 radial profile, power spectrum and moments, the other hand); the real same-size pairs in
-../shared/data all measured LDA ≥ 0.92 (bench/README.md). Maps chosen by measurement: the three most
-chiral at 16 Å of those that fit 24³ and are not held out (template-matching accuracy between a map and
-its enantiomer at SNR 0.1: 4v4r 0.985, 1u6g 0.978, 4cr2 0.955; 4v4r_50S 0.938, 1qvr 0.925; 6utj 0.468,
-C7 and nearly achiral at this resolution). Within a group the radial descriptors' pairwise LDA accuracy
+../shared/data all measured LDA ≥ 0.92 (bench/README.md). The maps: the three whose enantiomers the
+template-matching oracle told apart best at SNR 0.1 among those that fit 24³ at 16 Å and are not held
+out (the candidates' figures: issue 26's closing note of 2026-12-08). Within a group the radial descriptors' pairwise LDA accuracy
 (bench/separability.py) must be below 0.9; the set qualifies when, besides, the supervised ceiling (the
 same network trained with the labels, 80/20) reaches 0.95 at SNR 0.1.
 

@@ -71,19 +71,19 @@ def test_bench_readme_is_generated_from_the_result_files():
 
 def test_an_enantiomer_keeps_the_centre_and_the_radial_profile():
     """bench/_common.load_named("mirror-…") reflects about the centre voxel (an even box too), so the
-    enantiomer has the same support radius and the same radial profile as its map."""
+    enantiomer has the same support radius and the same radial descriptors (profile, spectrum,
+    moments) as its map."""
     import numpy as np
 
     sys.path.insert(0, str(REPO / "bench"))
     from _common import load_named
 
-    from discaflow.fourier import centre_radii
+    from discaflow.cluster.radial import radial_features
 
     a, m = load_named("4v4r"), load_named("mirror-4v4r")  # 42³ at 16 Å: an even box
     assert m.density.shape == a.density.shape and m.radius_vox == a.radius_vox
-    shells = np.rint(centre_radii(a.density.shape[0])).astype(int).ravel()
-    profile = [np.bincount(shells, d.ravel()) for d in (a.density, m.density)]
-    np.testing.assert_allclose(profile[0], profile[1], rtol=1e-5, atol=1e-6)
+    f = radial_features(np.stack([a.density, m.density]), polarity=1.0)
+    np.testing.assert_allclose(f[0], f[1], rtol=1e-5, atol=1e-6)
     assert not np.allclose(a.density, m.density)
 
 
